@@ -1,0 +1,1 @@
+"""The receiving end: subscribe, validate, decode, measure and report."""

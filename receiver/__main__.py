@@ -1,0 +1,57 @@
+"""``python -m receiver``: subscribe to a sender, decode and report (argparse shell over
+``receiver.app.run_receiver``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.cli import ArgumentParser
+from shared.modelfile import ModelFileError
+
+from .app import ReceiverConfig, run_receiver
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m receiver", description="Receive and decode frames.")
+    p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="sender's ZeroMQ address")
+    p.add_argument("--model", default="fast", help="zoo model name or model file path")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    p.add_argument(
+        "--no-psnr",
+        dest="psnr",
+        action="store_false",
+        help="do not ask for the lossless originals (saves bandwidth; no PSNR)",
+    )
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="stop after this many seconds without any message",
+    )
+    p.add_argument("--keep-running", action="store_true", help="ignore end-of-stream messages")
+    p.add_argument(
+        "--decode-all",
+        action="store_true",
+        help="decode every frame even when falling behind (latency may grow)",
+    )
+    p.add_argument("--out", default=None, help="folder for summary.json, frames.jsonl, images")
+    p.add_argument("--quiet", action="store_true", help="no per-second lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_receiver(ReceiverConfig(**vars(args)))
+    except (ModelFileError, ValueError, OSError) as error:
+        print(f"receiver: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

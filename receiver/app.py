@@ -1,0 +1,226 @@
+"""The receiver's main loop: validate, decode, match references for PSNR, report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shared import wire
+from shared.codec import CompressedFrame, ImageCodec
+from shared.entropy.coder import CorruptPayload
+from shared.metrics import psnr
+
+from .stats import FrameRecord, StreamStats, format_line
+from .subscriber import FrameSubscriber
+
+PENDING_LIMIT = 64  # frames/references kept while waiting for their partner
+
+
+@dataclass
+class ReceiverConfig:
+    connect: str = "tcp://127.0.0.1:5555"
+    model: str = "fast"
+    device: str = "auto"
+    threads: int = 0
+    psnr: bool = True
+    frames: int | None = None
+    duration: float | None = None
+    idle_timeout: float | None = None  # give up after this many seconds without a message
+    keep_running: bool = False  # ignore end-of-stream messages
+    decode_all: bool = False  # decode every frame even when falling behind
+    out: str | None = None  # folder for summary.json, frames.jsonl and side_by_side.png
+    quiet: bool = False
+
+
+class Receiver:
+    """Decodes messages from a ``FrameSubscriber`` and keeps ``StreamStats``."""
+
+    def __init__(self, codec: ImageCodec, stats: StreamStats, log=print) -> None:
+        self.codec = codec
+        self.stats = stats
+        self.log = log
+        self.recent: OrderedDict[int, tuple[FrameRecord, np.ndarray]] = OrderedDict()
+        self.references: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.last_pair: tuple[np.ndarray, np.ndarray] | None = None
+        self.warned: set[str] = set()
+        self.ended = False
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            self.log(f"receiver: warning: {text}")
+
+    def handle(self, parts: list[bytes], size: int, arrival_s: float, decode: bool = True) -> None:
+        """Validate and act on one message; ``decode=False`` skips decoding a frame."""
+        try:
+            message = wire.decode(parts)
+        except wire.WireError as error:
+            self.stats.reject(error.reason)
+            if error.reason == "protocol_version":
+                self._warn_once("version", str(error).split(": ", 1)[1])
+            return
+        if isinstance(message, wire.EndMessage):
+            self.ended = True
+        elif isinstance(message, wire.ReferenceMessage):
+            self._on_reference(message)
+        elif decode:
+            self._on_frame(message, size, arrival_s)
+        else:
+            self.stats.skip(message.seq)
+
+    def _on_frame(self, message: wire.FrameMessage, size: int, arrival_s: float) -> None:
+        if message.model != self.codec.model_hash:
+            self.stats.reject("model_mismatch")
+            self._warn_once(
+                "model:" + message.model,
+                f"stream {message.stream!r} is coded with model {message.model}, this receiver "
+                f"loaded {self.codec.model_hash}; start it with the sender's --model",
+            )
+            return
+        if message.level >= self.codec.levels:
+            self.stats.reject("bad_level")
+            return
+        started = time.perf_counter()
+        try:
+            rgb = self.codec.decompress(
+                CompressedFrame(message.payload, message.height, message.width, message.level)
+            )
+        except CorruptPayload:
+            self.stats.reject("corrupt_payload")
+            return
+        decode_ms = (time.perf_counter() - started) * 1000
+        latency_ms = (time.time_ns() // 1000 - message.ts_us) / 1000
+        record = FrameRecord(
+            seq=message.seq,
+            arrival_s=arrival_s,
+            message_bytes=size,
+            payload_bytes=len(message.payload),
+            pixels=message.width * message.height,
+            latency_ms=latency_ms,
+            decode_ms=decode_ms,
+        )
+        self.stats.add(record)
+        self.recent[message.seq] = (record, rgb)
+        while len(self.recent) > PENDING_LIMIT:
+            self.recent.popitem(last=False)
+        if message.seq in self.references:
+            self._match(message.seq, self.references.pop(message.seq))
+
+    def _on_reference(self, message: wire.ReferenceMessage) -> None:
+        png = np.frombuffer(message.png, dtype=np.uint8)
+        bgr = cv2.imdecode(png, cv2.IMREAD_COLOR) if png.size else None
+        if bgr is None or bgr.shape[:2] != (message.height, message.width):
+            self.stats.reject("bad_reference")
+            return
+        original = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if message.seq in self.recent:
+            self._match(message.seq, original)
+        else:
+            self.references[message.seq] = original
+            while len(self.references) > PENDING_LIMIT:
+                self.references.popitem(last=False)
+
+    def _match(self, seq: int, original: np.ndarray) -> None:
+        record, reconstruction = self.recent[seq]
+        record.psnr_db = psnr(original, reconstruction)
+        self.last_pair = (original, reconstruction)
+
+
+def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiver) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with (out / "frames.jsonl").open("w") as handle:
+        for r in stats.records:
+            handle.write(json.dumps(r.__dict__) + "\n")
+    if receiver.last_pair is not None:
+        original, reconstruction = receiver.last_pair
+        side = np.concatenate([original, reconstruction], axis=1)
+        cv2.imwrite(str(out / "side_by_side.png"), cv2.cvtColor(side, cv2.COLOR_RGB2BGR))
+
+
+def run_receiver(config: ReceiverConfig) -> dict:
+    """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    codec = ImageCodec.load(config.model, config.device)
+    subscriber = FrameSubscriber(config.connect, with_reference=config.psnr)
+    stats = StreamStats()
+    receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(
+        f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
+        flush=True,
+    )
+    stop = {"now": False}
+
+    def request_stop(signum, frame) -> None:
+        stop["now"] = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    window_start = started
+    first_frame_s: float | None = None
+    last_message_s = started
+    try:
+        while not stop["now"]:
+            now = time.monotonic()
+            if config.duration is not None and now - started >= config.duration:
+                break
+            if config.frames is not None and len(stats.records) >= config.frames:
+                break
+            if config.idle_timeout is not None and now - last_message_s > config.idle_timeout:
+                print(
+                    f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
+            if receiver.ended and not config.keep_running:
+                break
+            batch = subscriber.receive_all(timeout_ms=100)
+            now = time.monotonic()
+            if batch:
+                last_message_s = now
+                # A receiver that falls behind decodes only the newest waiting frame, so its
+                # latency stays bounded (every frame is intra-coded, so none is needed later).
+                newest = max(
+                    (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME), default=-1
+                )
+                for i, (parts, size) in enumerate(batch):
+                    decode = config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
+                    receiver.handle(parts, size, now, decode=decode)
+                if first_frame_s is None and stats.records:
+                    first_frame_s = now
+                    window_start = now
+            if first_frame_s is not None and now - window_start >= 1.0:
+                if not config.quiet:
+                    line = format_line(
+                        f"receiver: t={now - first_frame_s:5.1f}s", stats.window(window_start, now)
+                    )
+                    print(line, flush=True)
+                window_start = now
+    finally:
+        subscriber.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    end = time.monotonic()
+    summary = stats.total(end - (first_frame_s or end))
+    summary |= {"model_hash": codec.model_hash, "connect": config.connect}
+    print(
+        format_line("receiver summary:", summary)
+        + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
+        + f"  rejected {summary['rejected'] or 0}",
+        flush=True,
+    )
+    if config.out:
+        write_outputs(Path(config.out), summary, stats, receiver)
+    return summary

@@ -1,0 +1,101 @@
+"""Running statistics of a received stream: per-second windows and a final summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class FrameRecord:
+    seq: int
+    arrival_s: float  # receiver monotonic clock
+    message_bytes: int
+    payload_bytes: int
+    pixels: int
+    latency_ms: float
+    decode_ms: float
+    psnr_db: float | None = None
+
+
+@dataclass
+class StreamStats:
+    """Accumulates ``FrameRecord``s and rejections; all rates use the frame messages' bytes."""
+
+    records: list[FrameRecord] = field(default_factory=list)
+    rejected: Counter = field(default_factory=Counter)
+    lost: int = 0
+    skipped: int = 0
+    _last_seq: int | None = None
+
+    def _see(self, seq: int) -> None:
+        if self._last_seq is not None and seq > self._last_seq + 1:
+            self.lost += seq - self._last_seq - 1
+        self._last_seq = seq
+
+    def add(self, record: FrameRecord) -> None:
+        self._see(record.seq)
+        self.records.append(record)
+
+    def skip(self, seq: int) -> None:
+        """A valid frame left undecoded because a newer one was already waiting."""
+        self._see(seq)
+        self.skipped += 1
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+
+    @staticmethod
+    def summarize(records: list[FrameRecord], seconds: float) -> dict:
+        seconds = max(seconds, 1e-9)
+        psnrs = [r.psnr_db for r in records if r.psnr_db is not None]
+        latencies = [r.latency_ms for r in records]
+        total_bits = 8 * sum(r.message_bytes for r in records)
+        payload_bits = 8 * sum(r.payload_bytes for r in records)
+        pixels = sum(r.pixels for r in records)
+        return {
+            "frames": len(records),
+            "seconds": round(seconds, 3),
+            "fps": len(records) / seconds,
+            "kbps": total_bits / seconds / 1000,
+            "bpp": payload_bits / pixels if pixels else None,
+            "psnr_db": statistics.fmean(psnrs) if psnrs else None,
+            "psnr_frames": len(psnrs),
+            "latency_ms_p50": _percentile(latencies, 50),
+            "latency_ms_p95": _percentile(latencies, 95),
+            "decode_ms_median": statistics.median([r.decode_ms for r in records])
+            if records
+            else None,
+        }
+
+    def window(self, start_s: float, end_s: float) -> dict:
+        chosen = [r for r in self.records if start_s <= r.arrival_s < end_s]
+        return self.summarize(chosen, end_s - start_s)
+
+    def total(self, seconds: float) -> dict:
+        summary = self.summarize(self.records, seconds)
+        summary["lost_frames"] = self.lost
+        summary["skipped_frames"] = self.skipped
+        summary["rejected"] = dict(self.rejected)
+        return summary
+
+
+def format_line(prefix: str, s: dict) -> str:
+    def num(value, fmt: str, unit: str = "") -> str:
+        return "-" if value is None else f"{value:{fmt}}{unit}"
+
+    return (
+        f"{prefix} frames {s['frames']:4d}  {s['fps']:5.1f} fps  {s['kbps']:8.1f} kbps  "
+        f"bpp {num(s['bpp'], '.3f')}  PSNR {num(s['psnr_db'], '.2f', ' dB')}  "
+        f"latency p50 {num(s['latency_ms_p50'], '.0f', ' ms')} "
+        f"p95 {num(s['latency_ms_p95'], '.0f', ' ms')}"
+    )

@@ -1,0 +1,1 @@
+"""The sending end: capture frames, encode them, publish them over ZeroMQ."""

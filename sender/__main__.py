@@ -1,0 +1,69 @@
+"""``python -m sender``: capture, encode and publish frames (argparse shell over
+``sender.app.run_sender``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.cli import ArgumentParser
+from shared.modelfile import ModelFileError
+
+from .app import SenderConfig, run_sender
+from .sources import SourceError
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, not {text!r}") from None
+    if not (16 <= width <= 4096 and 16 <= height <= 4096):
+        raise argparse.ArgumentTypeError("size must be between 16x16 and 4096x4096")
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m sender", description="Encode and publish frames.")
+    p.add_argument(
+        "--source",
+        default="sample",
+        help="camera index (0), video file, image file or folder, 'sample', "
+        "or 'auto' (camera 0 if present, else sample)",
+    )
+    p.add_argument("--bind", default="tcp://*:5555", help="ZeroMQ address to publish on")
+    p.add_argument("--model", default="fast", help="zoo model name or model file path")
+    p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    p.add_argument("--fps", type=float, default=None, help="pace at this rate (default: source's)")
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--loop", action="store_true", help="restart files and folders at their end")
+    p.add_argument("--size", type=parse_size, default=None, help="resize frames to WxH")
+    p.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="never send lossless originals (receivers then report no PSNR)",
+    )
+    p.add_argument("--stream-id", default="cam0", help="name of this stream")
+    p.add_argument("--warmup", type=float, default=0.5, help="seconds before the first frame")
+    p.add_argument("--stats-json", default=None, help="write the summary here")
+    p.add_argument("--quiet", action="store_true", help="no per-second lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = SenderConfig(**vars(args))
+    try:
+        run_sender(config)
+    except (SourceError, ModelFileError, ValueError, OSError) as error:
+        print(f"sender: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

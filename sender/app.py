@@ -1,0 +1,124 @@
+"""The sender's main loop: source -> encoder -> publisher, with live statistics."""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import time
+from dataclasses import dataclass
+
+from shared.codec import ImageCodec
+from shared.metrics import bits_per_pixel
+
+from .publisher import FramePublisher
+from .sources import open_source
+
+
+@dataclass
+class SenderConfig:
+    source: str = "sample"
+    bind: str = "tcp://*:5555"
+    model: str = "fast"
+    quality: int | None = None  # level index; None = the model's middle level
+    device: str = "auto"
+    threads: int = 0  # torch threads; 0 = leave PyTorch's default
+    fps: float | None = None  # pacing; None = the source's own rate
+    frames: int | None = None
+    duration: float | None = None
+    loop: bool = False
+    size: tuple[int, int] | None = None
+    reference: bool = True
+    stream_id: str = "cam0"
+    warmup: float = 0.5  # seconds to let subscribers connect before the first frame
+    stats_json: str | None = None
+    quiet: bool = False
+
+
+def run_sender(config: SenderConfig) -> dict:
+    """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
+
+    Returns the summary (also written to ``stats_json`` when set).
+    """
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    codec = ImageCodec.load(config.model, config.device)
+    level = codec.levels // 2 if config.quality is None else config.quality
+    codec.check_level(level)
+    source = open_source(config.source, loop=config.loop, size=config.size)
+    publisher = FramePublisher(codec, config.bind, config.stream_id, config.reference)
+    fps = config.fps or source.fps
+    print(
+        f"sender: {source.description} -> {config.bind}, model {config.model} "
+        f"({codec.model_hash}) level {level} on {codec.device}"
+        + (f", paced at {fps:.1f} fps" if fps else ""),
+        flush=True,
+    )
+    stop = {"now": False}
+
+    def request_stop(signum, frame) -> None:
+        stop["now"] = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    time.sleep(config.warmup)
+    started = time.perf_counter()
+    next_due = started
+    sent, window_bytes, window_frames, total_bytes = 0, 0, 0, 0
+    encode_ms: list[float] = []
+    bpp: list[float] = []
+    window_start = started
+    try:
+        for frame in source:
+            if stop["now"]:
+                break
+            if config.frames is not None and sent >= config.frames:
+                break
+            if config.duration is not None and time.perf_counter() - started >= config.duration:
+                break
+            result = publisher.send(frame, level)
+            sent += 1
+            window_frames += 1
+            window_bytes += result.message_bytes
+            total_bytes += result.message_bytes
+            encode_ms.append(result.encode_ms)
+            bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
+            now = time.perf_counter()
+            if now - window_start >= 1.0 and not config.quiet:
+                span = now - window_start
+                print(
+                    f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
+                    f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
+                    f"encode {statistics.median(encode_ms[-window_frames:]):6.1f} ms",
+                    flush=True,
+                )
+                window_start, window_frames, window_bytes = now, 0, 0
+            if fps:
+                next_due += 1.0 / fps
+                delay = next_due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_due = time.perf_counter()  # behind: do not try to catch up in a burst
+    finally:
+        publisher.close()
+        source.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    summary = {
+        "frames": sent,
+        "seconds": round(elapsed, 3),
+        "fps": sent / elapsed,
+        "kbps": total_bytes * 8 / elapsed / 1000,
+        "bpp_mean": statistics.fmean(bpp) if bpp else None,
+        "encode_ms_median": statistics.median(encode_ms) if encode_ms else None,
+        "model_hash": codec.model_hash,
+        "level": level,
+    }
+    print("sender summary: " + json.dumps(summary), flush=True)
+    if config.stats_json:
+        with open(config.stats_json, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return summary

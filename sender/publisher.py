@@ -1,0 +1,97 @@
+"""``FramePublisher``: a ZeroMQ PUB socket that sends coded frames (and, to subscribers who
+ask, lossless reference frames for PSNR measurement)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import zmq
+
+from shared import wire
+from shared.codec import ImageCodec
+from shared.frames import to_rgb
+
+SEND_HIGH_WATER_MARK = 16  # messages queued per subscriber before ZeroMQ drops new ones
+
+
+@dataclass(frozen=True)
+class SentFrame:
+    """What one ``send`` put on the wire: sequence number, coded bytes, timings in ms."""
+
+    seq: int
+    payload_bytes: int
+    message_bytes: int
+    width: int
+    height: int
+    encode_ms: float
+
+
+class FramePublisher:
+    """Encodes frames with ``codec`` and publishes them on ``bind`` (e.g. ``tcp://*:5555``)."""
+
+    def __init__(
+        self,
+        codec: ImageCodec,
+        bind: str,
+        stream_id: str,
+        send_reference: bool = True,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.codec = codec
+        self.stream_id = stream_id
+        self.send_reference = send_reference
+        self.seq = -1
+        self.context = context or zmq.Context.instance()
+        self.socket = self.context.socket(zmq.PUB)
+        self.socket.setsockopt(zmq.SNDHWM, SEND_HIGH_WATER_MARK)
+        self.socket.setsockopt(zmq.LINGER, 2000)
+        try:
+            self.socket.bind(bind)
+        except zmq.ZMQError as error:
+            self.socket.close(linger=0)
+            raise ValueError(f"cannot bind {bind}: {error.strerror}") from None
+
+    def send(self, frame: np.ndarray, level: int, color_order: str = "bgr") -> SentFrame:
+        """Encode and publish one frame; never blocks on slow subscribers."""
+        capture_us = time.time_ns() // 1000
+        started = time.perf_counter()
+        rgb = to_rgb(frame, color_order)
+        coded = self.codec.compress(rgb, level, "rgb")
+        encode_ms = (time.perf_counter() - started) * 1000
+        self.seq += 1
+        parts = wire.encode_frame(
+            wire.FrameMessage(
+                stream=self.stream_id,
+                seq=self.seq,
+                ts_us=capture_us,
+                width=coded.width,
+                height=coded.height,
+                model=self.codec.model_hash,
+                level=level,
+                payload=coded.payload,
+            )
+        )
+        self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
+        if self.send_reference:
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if ok:
+                reference = wire.ReferenceMessage(
+                    self.stream_id, self.seq, coded.width, coded.height, png.tobytes()
+                )
+                self.socket.send_multipart(wire.encode_reference(reference), flags=zmq.NOBLOCK)
+        return SentFrame(
+            self.seq, len(coded.payload), len(parts[1]), coded.width, coded.height, encode_ms
+        )
+
+    def close(self) -> None:
+        """Announce the end of the stream and close the socket (lingers up to 2 s)."""
+        end = wire.EndMessage(self.stream_id, self.seq, self.seq + 1)
+        try:
+            self.socket.send_multipart(wire.encode_end(end), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        self.socket.close()

@@ -1,0 +1,55 @@
+"""Frame conversions: colour order, padding to the model stride, and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+MAX_SIDE = 4096
+COLOR_ORDERS = ("rgb", "bgr")
+
+
+def to_rgb(frame: np.ndarray, color_order: str) -> np.ndarray:
+    """An ``(H, W, 3)`` ``uint8`` RGB copy of ``frame``.
+
+    ``frame`` is ``(H, W)`` or ``(H, W, 1)`` grayscale (replicated to three channels),
+    ``(H, W, 3)`` in ``color_order`` ("rgb" or "bgr", as OpenCV delivers), or ``(H, W, 4)``
+    with alpha (dropped). Only ``uint8`` is accepted: the codec works on 8-bit frames.
+    """
+    if color_order not in COLOR_ORDERS:
+        raise ValueError(f"color_order must be one of {COLOR_ORDERS}, not {color_order!r}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4):
+        raise ValueError(f"unsupported frame shape {frame.shape}")
+    height, width = frame.shape[:2]
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise ValueError(f"frame size {width}x{height} outside 1..{MAX_SIDE}")
+    if frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    frame = frame[:, :, :3]
+    return np.ascontiguousarray(frame[:, :, ::-1] if color_order == "bgr" else frame)
+
+
+def rgb_to_tensor(rgb: np.ndarray, stride: int) -> torch.Tensor:
+    """``(1, 3, H', W')`` float32 in ``[0, 1]``, edge-padded so ``H'`` and ``W'`` divide by
+    ``stride``. Edge replication keeps the padding cheap to code (no artificial edges)."""
+    height, width = rgb.shape[:2]
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    pad_h, pad_w = (-height) % stride, (-width) % stride
+    if pad_h or pad_w:
+        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+    return tensor
+
+
+def tensor_to_rgb(tensor: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Crop ``(1, 3, H', W')`` in ``[0, 1]`` to ``height x width`` and round to ``uint8`` RGB."""
+    cropped = tensor[0, :, :height, :width].clamp(0, 1).mul(255.0).round_()
+    return cropped.to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def padded_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    return height + (-height) % stride, width + (-width) % stride

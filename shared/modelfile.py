@@ -1,0 +1,159 @@
+"""Model files: safetensors tensors plus JSON metadata, with a content hash.
+
+Layout of a ``.safetensors`` model file:
+
+- tensors ``weights/<name>``: the transform parameters (``float32``);
+- tensors ``tables/freqs``, ``tables/offsets``, ``tables/lengths``: the frozen entropy tables
+  (``int32``, see ``shared.entropy.tables``);
+- metadata key ``latentcast``: JSON with ``format_version``, ``architecture``, ``config``
+  (the architecture's dataclass as a dict), ``card`` (free-form provenance) and
+  ``content_sha256``.
+
+``content_sha256`` is the SHA-256 of the canonical JSON of (architecture, config) followed by
+every tensor's name, dtype, shape and raw bytes in name order. ``load_model_file`` recomputes
+it and refuses a file whose content does not match, so a tampered or truncated file is never
+used. safetensors never unpickles, so loading executes no code from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from .entropy.tables import FrozenTables
+
+FORMAT_VERSION = 1
+METADATA_KEY = "latentcast"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, malformed, of another format version, or tampered with."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The parsed content of a model file."""
+
+    architecture: str
+    config: dict
+    weights: dict[str, np.ndarray]
+    tables: FrozenTables
+    card: dict
+    content_sha256: str
+
+    @property
+    def short_hash(self) -> str:
+        """First 16 hex digits of the content hash, as carried in every wire message."""
+        return self.content_sha256[:16]
+
+
+def content_hash(architecture: str, config: dict, tensors: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([architecture, config], sort_keys=True).encode())
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _tensors(weights: dict[str, np.ndarray], tables: FrozenTables) -> dict[str, np.ndarray]:
+    tensors = {f"weights/{name}": np.ascontiguousarray(value) for name, value in weights.items()}
+    tensors["tables/freqs"] = tables.freqs.astype(np.int32)
+    tensors["tables/offsets"] = tables.offsets.astype(np.int32)
+    tensors["tables/lengths"] = tables.lengths.astype(np.int32)
+    return tensors
+
+
+def save_model_file(
+    path: str | Path,
+    architecture: str,
+    config: dict,
+    weights: dict[str, np.ndarray],
+    tables: FrozenTables,
+    card: dict,
+) -> str:
+    """Write a model file; returns its ``content_sha256``."""
+    tables.validate()
+    tensors = _tensors(weights, tables)
+    sha = content_hash(architecture, config, tensors)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "config": config,
+        "card": card,
+        "content_sha256": sha,
+    }
+    Path(path).write_bytes(st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
+    return sha
+
+
+def _read_metadata(raw: bytes) -> dict:
+    # The safetensors header: 8-byte little-endian length, then JSON.
+    if len(raw) < 8:
+        raise ModelFileError("file is too short to be a safetensors file")
+    size = int.from_bytes(raw[:8], "little")
+    if size > len(raw) - 8:
+        raise ModelFileError("safetensors header length exceeds the file")
+    try:
+        header = json.loads(raw[8 : 8 + size])
+        return json.loads(header["__metadata__"][METADATA_KEY])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelFileError("no latentcast metadata in the safetensors header") from error
+
+
+def load_model_file(path: str | Path) -> ModelFile:
+    """Read and verify a model file; raises ``ModelFileError`` on any problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"cannot read model file {path}: {error.strerror}") from error
+    meta = _read_metadata(raw)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model file {path} has format version {meta.get('format_version')}, "
+            f"this latentcast reads version {FORMAT_VERSION}"
+        )
+    try:
+        tensors = st_load(raw)
+    except (SafetensorError, ValueError) as error:
+        raise ModelFileError(f"model file {path} is corrupt: {error}") from error
+    try:
+        architecture = str(meta["architecture"])
+        config = dict(meta["config"])
+        expected = str(meta["content_sha256"])
+        tables = FrozenTables(
+            freqs=tensors["tables/freqs"],
+            offsets=tensors["tables/offsets"],
+            lengths=tensors["tables/lengths"],
+        )
+    except KeyError as error:
+        raise ModelFileError(f"model file {path} lacks {error}") from error
+    actual = content_hash(architecture, config, tensors)
+    if actual != expected:
+        raise ModelFileError(
+            f"model file {path} fails its content hash (expected {expected[:16]}, "
+            f"got {actual[:16]}): it was modified or damaged"
+        )
+    tables.validate()
+    weights = {
+        name.removeprefix("weights/"): value
+        for name, value in tensors.items()
+        if name.startswith("weights/")
+    }
+    return ModelFile(
+        architecture=architecture,
+        config=config,
+        weights=weights,
+        tables=tables,
+        card=dict(meta.get("card", {})),
+        content_sha256=actual,
+    )

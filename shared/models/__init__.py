@@ -1,0 +1,1 @@
+"""Neural transforms of the model zoo."""

@@ -1,0 +1,39 @@
+"""Names of architectures and of the model files shipped in ``shared/zoo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from .models.factorized import FactorizedConfig, FactorizedModel
+
+ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+
+#: architecture name -> (model class, config dataclass)
+ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
+    "factorized": (FactorizedModel, FactorizedConfig),
+}
+
+#: shipped model name -> file in ``ZOO_DIR``
+ZOO: dict[str, str] = {
+    "fast": "fast.safetensors",
+}
+
+DEFAULT_MODEL = "fast"
+
+
+def build_model(architecture: str, config: dict | None = None) -> nn.Module:
+    """A freshly initialised model of ``architecture`` with ``config`` (defaults if None)."""
+    if architecture not in ARCHITECTURES:
+        raise KeyError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+    model_class, config_class = ARCHITECTURES[architecture]
+    parsed = config_class.from_dict(config) if config else config_class()
+    return model_class(parsed)
+
+
+def resolve_model_path(name_or_path: str) -> Path:
+    """The file of a zoo model name, or ``name_or_path`` itself when it is not a zoo name."""
+    if name_or_path in ZOO:
+        return ZOO_DIR / ZOO[name_or_path]
+    return Path(name_or_path)

@@ -1,0 +1,212 @@
+"""The wire format: ZeroMQ multipart messages ``[topic, msgpack body]``.
+
+Topics (PUB/SUB prefix filtering happens at the publisher, so a receiver that does not
+subscribe to a topic costs no bandwidth for it):
+
+- ``b"lc.frame"``: a coded frame. Body map:
+  ``v`` protocol version (int), ``t`` = "frame", ``stream`` stream id (str, <= 64 chars),
+  ``seq`` sequence number (int, 0 .. 2**63-1, +1 per frame), ``ts_us`` capture time (int,
+  microseconds since the Unix epoch, sender clock), ``w``/``h`` frame size in pixels
+  (1 .. 4096), ``model`` model content hash (16 hex chars), ``level`` quality level (int),
+  ``payload`` entropy-coded latents (bin, length a multiple of 4), ``crc`` CRC-32 of
+  ``payload`` (int).
+- ``b"lc.ref"``: the sender's original frame, losslessly PNG-coded, for measuring the true
+  PSNR at the receiver. Body: ``v``, ``t`` = "reference", ``stream``, ``seq``, ``w``, ``h``,
+  ``png`` (bin). Not part of the coded stream's bitrate.
+- ``b"lc.end"``: the stream ended. Body: ``v``, ``t`` = "end", ``stream``, ``seq`` (the last
+  frame's sequence number, -1 when none), ``frames`` (int).
+
+``decode`` validates every field before anything else touches it and raises ``WireError``
+with a short machine-readable ``reason`` for each kind of rejection.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+TOPIC_FRAME = b"lc.frame"
+TOPIC_REFERENCE = b"lc.ref"
+TOPIC_END = b"lc.end"
+TOPICS = (TOPIC_FRAME, TOPIC_REFERENCE, TOPIC_END)
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_SIDE = 4096
+MAX_STREAM_ID = 64
+_HASH_RE = re.compile(r"[0-9a-f]{16}")
+
+
+class WireError(ValueError):
+    """A message that must be rejected; ``reason`` names the check that failed."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FrameMessage:
+    stream: str
+    seq: int
+    ts_us: int
+    width: int
+    height: int
+    model: str
+    level: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class ReferenceMessage:
+    stream: str
+    seq: int
+    width: int
+    height: int
+    png: bytes
+
+
+@dataclass(frozen=True)
+class EndMessage:
+    stream: str
+    last_seq: int
+    frames: int
+
+
+Message = FrameMessage | ReferenceMessage | EndMessage
+
+
+def payload_crc(payload: bytes) -> int:
+    return zlib.crc32(payload) & 0xFFFFFFFF
+
+
+def encode_frame(message: FrameMessage) -> list[bytes]:
+    body = {
+        "v": PROTOCOL_VERSION,
+        "t": "frame",
+        "stream": message.stream,
+        "seq": message.seq,
+        "ts_us": message.ts_us,
+        "w": message.width,
+        "h": message.height,
+        "model": message.model,
+        "level": message.level,
+        "payload": message.payload,
+        "crc": payload_crc(message.payload),
+    }
+    return [TOPIC_FRAME, msgpack.packb(body, use_bin_type=True)]
+
+
+def encode_reference(message: ReferenceMessage) -> list[bytes]:
+    body = {
+        "v": PROTOCOL_VERSION,
+        "t": "reference",
+        "stream": message.stream,
+        "seq": message.seq,
+        "w": message.width,
+        "h": message.height,
+        "png": message.png,
+    }
+    return [TOPIC_REFERENCE, msgpack.packb(body, use_bin_type=True)]
+
+
+def encode_end(message: EndMessage) -> list[bytes]:
+    body = {
+        "v": PROTOCOL_VERSION,
+        "t": "end",
+        "stream": message.stream,
+        "seq": message.last_seq,
+        "frames": message.frames,
+    }
+    return [TOPIC_END, msgpack.packb(body, use_bin_type=True)]
+
+
+def _int(body: dict, key: str, low: int, high: int) -> int:
+    value = body.get(key)
+    if type(value) is not int:  # bool is an int subclass; refuse it too
+        raise WireError("bad_field", f"{key} must be an integer")
+    if not low <= value <= high:
+        raise WireError("out_of_range", f"{key}={value} outside {low}..{high}")
+    return value
+
+
+def _bytes(body: dict, key: str) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes):
+        raise WireError("bad_field", f"{key} must be binary")
+    return value
+
+
+def _stream(body: dict) -> str:
+    value = body.get("stream")
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_STREAM_ID
+        or not value.isprintable()
+    ):
+        raise WireError("bad_field", "stream must be a printable string of 1..64 characters")
+    return value
+
+
+def decode(frames: list[bytes]) -> Message:
+    """Validate and parse one multipart message from the network."""
+    if len(frames) != 2:
+        raise WireError("bad_framing", f"expected 2 message parts, got {len(frames)}")
+    topic, raw = frames
+    if topic not in TOPICS:
+        raise WireError("bad_topic", f"unknown topic {topic[:32]!r}")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise WireError("too_large", f"{len(raw)} bytes")
+    try:
+        body = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_str_len=1024,
+            max_array_len=64,
+            max_map_len=64,
+            max_ext_len=0,
+        )
+    except Exception as error:  # msgpack raises several unrelated types on bad input
+        raise WireError("bad_msgpack", type(error).__name__) from None
+    if not isinstance(body, dict):
+        raise WireError("bad_msgpack", "body is not a map")
+    version = body.get("v")
+    if version != PROTOCOL_VERSION or type(version) is not int:
+        raise WireError(
+            "protocol_version",
+            f"message has protocol version {version!r}, this receiver speaks {PROTOCOL_VERSION}",
+        )
+    kind = {TOPIC_FRAME: "frame", TOPIC_REFERENCE: "reference", TOPIC_END: "end"}[topic]
+    if body.get("t") != kind:
+        raise WireError("bad_field", f"type {body.get('t')!r} does not match topic {kind}")
+    stream = _stream(body)
+    if kind == "end":
+        return EndMessage(
+            stream, _int(body, "seq", -1, 2**63 - 1), _int(body, "frames", 0, 2**63 - 1)
+        )
+    seq = _int(body, "seq", 0, 2**63 - 1)
+    width = _int(body, "w", 1, MAX_SIDE)
+    height = _int(body, "h", 1, MAX_SIDE)
+    if kind == "reference":
+        return ReferenceMessage(stream, seq, width, height, _bytes(body, "png"))
+    ts_us = _int(body, "ts_us", 0, 2**63 - 1)
+    model = body.get("model")
+    if not isinstance(model, str) or not _HASH_RE.fullmatch(model):
+        raise WireError("bad_field", "model must be 16 lowercase hex characters")
+    level = _int(body, "level", 0, 255)
+    payload = _bytes(body, "payload")
+    if len(payload) % 4:
+        raise WireError("bad_payload", "payload length is not a multiple of 4")
+    if len(payload) > 16 * width * height + 4096:
+        raise WireError(
+            "bad_payload", f"payload of {len(payload)} bytes is too large for the frame"
+        )
+    crc = _int(body, "crc", 0, 0xFFFFFFFF)
+    if payload_crc(payload) != crc:
+        raise WireError("checksum", "payload CRC-32 does not match")
+    return FrameMessage(stream, seq, ts_us, width, height, model, level, payload)

@@ -1,0 +1,77 @@
+"""Fixtures shared by the test suite: a tiny model file and synthetic images."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.entropy.tables import tables_from_cdf  # noqa: E402
+from shared.modelfile import save_model_file  # noqa: E402
+from shared.registry import build_model  # noqa: E402
+
+torch.set_num_threads(1)
+TINY_CONFIG = {"hidden": 8, "latent": 8, "lambdas": [0.002, 0.01, 0.05]}
+
+
+def make_model_file(path: Path, seed: int = 0, config: dict | None = None) -> Path:
+    """An untrained but complete model file (random weights, tables from its density)."""
+    torch.manual_seed(seed)
+    model = build_model("factorized", config or TINY_CONFIG).eval()
+    radius = 64
+    tables = tables_from_cdf(
+        lambda level: model.density_cdf(level, radius).numpy(),
+        levels=model.config.levels,
+        channels=model.config.latent,
+        search_radius=radius,
+    )
+    weights = {
+        k: v.detach().numpy() for k, v in model.state_dict().items() if not k.startswith("density.")
+    }
+    save_model_file(path, "factorized", model.config.to_dict(), weights, tables, {"test": True})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    return make_model_file(tmp_path_factory.mktemp("models") / "tiny.safetensors")
+
+
+def natural_like_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth ``(H, W, 3)`` uint8 RGB test image with edges and texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack(
+        [128 + 100 * np.sin(x / (7 + 3 * c) + c) * np.cos(y / (11 + 2 * c)) for c in range(3)],
+        axis=2,
+    )
+    image[height // 3 : height // 2, width // 4 : width // 2] = rng.integers(0, 255, 3)
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        rgb = natural_like_image(144, 176, seed=i)
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env

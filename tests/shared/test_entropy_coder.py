@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from shared.entropy.coder import LATENT_LIMIT, CorruptPayload, LatentCoder
+from shared.entropy.tables import FrozenTables, quantize_pmf
+
+
+@pytest.fixture(scope="module")
+def coder() -> LatentCoder:
+    levels, channels, radius = 2, 5, 12
+    support = np.arange(-radius, radius + 1)
+    freqs = np.zeros((levels, channels, len(support) + 1), dtype=np.int32)
+    for k in range(levels):
+        for c in range(channels):
+            pmf = np.exp(-np.abs(support) / (0.5 + c + 2 * k))
+            freqs[k, c] = quantize_pmf(np.append(pmf, 1e-4))
+    tables = FrozenTables(
+        freqs,
+        np.full((levels, channels), -radius, np.int32),
+        np.full((levels, channels), len(support), np.int32),
+    )
+    return LatentCoder(tables)
+
+
+def roundtrip(coder, latents, level=0):
+    data = coder.encode(latents, level)
+    assert len(data) % 4 == 0
+    decoded = coder.decode(data, level, latents.shape)
+    np.testing.assert_array_equal(decoded, np.clip(latents, -LATENT_LIMIT, LATENT_LIMIT))
+    return data
+
+
+def test_random_latents_roundtrip_exactly(coder):
+    rng = np.random.default_rng(1)
+    for level in (0, 1):
+        latents = np.round(rng.laplace(scale=3, size=(5, 9, 13))).astype(np.int32)
+        roundtrip(coder, latents, level)
+
+
+@pytest.mark.parametrize(
+    "fill",
+    [0, 12, -12, 13, -13, 10_000, -(2**31), 2**31 - 1],
+    ids=["zero", "top", "bottom", "above", "below", "huge", "int32-min", "int32-max"],
+)
+def test_adversarial_constant_latents(coder, fill):
+    latents = np.full((5, 4, 3), fill, dtype=np.int64)
+    roundtrip(coder, latents)
+
+
+def test_every_value_escaped_and_mixed(coder):
+    rng = np.random.default_rng(2)
+    latents = rng.integers(-(2**29), 2**29, size=(5, 6, 7))
+    roundtrip(coder, latents)
+    latents[:, ::2] = rng.integers(-3, 4, size=latents[:, ::2].shape)
+    roundtrip(coder, latents, 1)
+
+
+def test_single_element_and_empty_spatial(coder):
+    roundtrip(coder, np.array([[[1]], [[-1]], [[0]], [[50]], [[-50]]]))
+    roundtrip(coder, np.zeros((5, 0, 3), dtype=np.int32))
+
+
+def test_encoding_is_deterministic(coder):
+    latents = np.random.default_rng(3).integers(-20, 20, size=(5, 8, 8))
+    assert coder.encode(latents, 0) == coder.encode(latents.copy(), 0)
+
+
+def test_size_matches_information_content(coder):
+    """Real bytes are within 1% (+ one 32-bit word of ANS state) of sum(-log2 p)."""
+    rng = np.random.default_rng(4)
+    latents = np.round(rng.laplace(scale=2, size=(5, 64, 64))).astype(np.int64)
+    tables = coder.tables
+    information = 0.0
+    for c in range(5):
+        row = tables.row(0, c)
+        symbols = np.clip(latents[c] - tables.offsets[0, c], 0, tables.lengths[0, c])
+        information += -np.log2(row[symbols] / row.sum()).sum()
+    assert (latents < -12).any() or (latents > 12).any()  # some escapes included
+    escaped = ((latents < -12) | (latents > 12)).sum()
+    information += 32 * escaped
+    bits = 8 * len(coder.encode(latents, 0))
+    assert information <= bits <= information * 1.01 + 64
+
+
+def test_wrong_shape_or_level_is_refused(coder):
+    with pytest.raises(ValueError):
+        coder.encode(np.zeros((4, 2, 2), np.int32), 0)
+    with pytest.raises(ValueError):
+        coder.encode(np.zeros((5, 2, 2), np.int32), 2)
+
+
+def test_truncated_or_padded_payloads_are_detected(coder):
+    latents = np.random.default_rng(5).integers(-12, 13, size=(5, 16, 16))
+    data = coder.encode(latents, 0)
+    with pytest.raises(CorruptPayload):
+        coder.decode(data[:-1], 0, latents.shape)
+    with pytest.raises(CorruptPayload):
+        coder.decode(data + b"\x01\x00\x00\x00", 0, latents.shape)

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from shared.frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
+
+
+def test_bgr_and_rgb_are_handled_explicitly():
+    bgr = np.zeros((2, 3, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV order
+    assert (to_rgb(bgr, "bgr")[..., 2] == 200).all()
+    assert (to_rgb(bgr, "rgb")[..., 0] == 200).all()
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1)])
+def test_grayscale_is_replicated(shape):
+    gray = np.arange(35, dtype=np.uint8).reshape(shape)
+    rgb = to_rgb(gray, "bgr")
+    assert rgb.shape == (5, 7, 3)
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_alpha_is_dropped():
+    rgba = np.full((4, 4, 4), 9, np.uint8)
+    assert to_rgb(rgba, "rgb").shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((4, 4, 3), np.float32),
+        np.zeros((4, 4, 2), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros((5000, 4, 3), np.uint8),
+    ],
+)
+def test_bad_frames_are_refused(frame):
+    with pytest.raises(ValueError):
+        to_rgb(frame, "rgb")
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (15, 17), (144, 176), (481, 321)])
+def test_pad_and_crop_back(height, width):
+    rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    tensor = rgb_to_tensor(rgb, 16)
+    assert tensor.shape[2:] == padded_size(height, width, 16)
+    assert tensor.shape[2] % 16 == 0 and tensor.shape[3] % 16 == 0
+    np.testing.assert_array_equal(tensor_to_rgb(tensor, height, width), rgb)

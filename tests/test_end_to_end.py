@@ -1,0 +1,237 @@
+"""A real sender and a real receiver as separate OS processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import msgpack
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from shared import wire
+from shared.codec import ImageCodec
+from shared.metrics import psnr
+from tests.conftest import make_model_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(module: str, args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_listening(process: subprocess.Popen) -> str:
+    """Block until the receiver prints its start line (model loaded, socket subscribed)."""
+    line = process.stdout.readline()
+    assert line.startswith("receiver:"), line + process.stderr.read()
+    time.sleep(0.3)  # let the subscription reach the publisher
+    return line
+
+
+def run_pair(tmp_path, env, sender_args, receiver_args, port=None):
+    port = port or free_port()
+    out = tmp_path / "rx"
+    receiver = start(
+        "receiver",
+        [
+            "--connect",
+            f"tcp://127.0.0.1:{port}",
+            "--idle-timeout",
+            "60",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--decode-all",
+            *receiver_args,
+        ],
+        env,
+    )
+    wait_until_listening(receiver)
+    sender = start(
+        "sender",
+        ["--bind", f"tcp://127.0.0.1:{port}", "--threads", "1", "--warmup", "1.0", *sender_args],
+        env,
+    )
+    sender_out, sender_err = sender.communicate(timeout=120)
+    receiver_out, receiver_err = receiver.communicate(timeout=120)
+    assert sender.returncode == 0, sender_err
+    assert receiver.returncode == 0, receiver_err
+    return out, sender_out, receiver_out, receiver_err
+
+
+def test_stream_reports_true_psnr(tmp_path, image_folder, tiny_model_path, subprocess_env):
+    out, sender_out, receiver_out, _ = run_pair(
+        tmp_path,
+        subprocess_env,
+        [
+            "--source",
+            str(image_folder),
+            "--model",
+            str(tiny_model_path),
+            "--fps",
+            "20",
+            "--quality",
+            "1",
+        ],
+        ["--model", str(tiny_model_path)],
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6
+    assert summary["rejected"] == {} and summary["lost_frames"] == 0
+    assert summary["kbps"] > 0 and summary["fps"] > 0
+    assert summary["latency_ms_p50"] is not None and summary["latency_ms_p50"] >= 0
+    assert "receiver summary:" in receiver_out and "sender summary:" in sender_out
+
+    # Offline: code the same images with the same model and compare PSNR and bits.
+    torch.set_num_threads(1)
+    codec = ImageCodec.load(str(tiny_model_path), "cpu")
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert [r["seq"] for r in records] == list(range(6))
+    files = sorted(image_folder.iterdir())
+    for record, path in zip(records, files, strict=True):
+        bgr = cv2.imread(str(path))
+        coded = codec.compress(bgr, 1, "bgr")
+        expected = psnr(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), codec.decompress(coded))
+        assert record["payload_bytes"] == len(coded.payload)
+        assert record["psnr_db"] == pytest.approx(expected, abs=1e-6)
+    bits = 8 * sum(r["payload_bytes"] for r in records)
+    assert summary["bpp"] == pytest.approx(bits / (6 * 144 * 176))
+    side = cv2.imread(str(out / "side_by_side.png"))
+    assert side.shape == (144, 2 * 176, 3)
+
+
+def test_model_mismatch_is_reported_not_fatal(
+    tmp_path, image_folder, tiny_model_path, subprocess_env
+):
+    other = make_model_file(tmp_path / "other.safetensors", seed=5)
+    out, _, receiver_out, receiver_err = run_pair(
+        tmp_path,
+        subprocess_env,
+        ["--source", str(image_folder), "--model", str(tiny_model_path), "--fps", "30"],
+        ["--model", str(other)],
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 0
+    assert summary["rejected"] == {"model_mismatch": 6}
+    assert "coded with model" in receiver_err and "--model" in receiver_err
+    assert receiver_err.count("warning") == 1
+
+
+def test_protocol_version_mismatch_is_reported(tmp_path, tiny_model_path, subprocess_env):
+    port = free_port()
+    context = zmq.Context.instance()
+    publisher = context.socket(zmq.PUB)
+    publisher.bind(f"tcp://127.0.0.1:{port}")
+    receiver = start(
+        "receiver",
+        [
+            "--connect",
+            f"tcp://127.0.0.1:{port}",
+            "--model",
+            str(tiny_model_path),
+            "--duration",
+            "4",
+            "--out",
+            str(tmp_path / "rx"),
+        ],
+        subprocess_env,
+    )
+    wait_until_listening(receiver)
+    body = {"v": 99, "t": "frame", "stream": "x", "seq": 0}
+    for _ in range(5):
+        publisher.send_multipart([wire.TOPIC_FRAME, msgpack.packb(body)])
+        publisher.send_multipart([wire.TOPIC_FRAME, b"\xc1garbage"])
+        time.sleep(0.05)
+    _, err = receiver.communicate(timeout=60)
+    publisher.close(linger=0)
+    assert receiver.returncode == 0, err
+    summary = json.loads((tmp_path / "rx" / "summary.json").read_text())
+    assert summary["rejected"] == {"protocol_version": 5, "bad_msgpack": 5}
+    assert "protocol version 99" in err
+
+
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        ("sender", ["--source", "/no/such/file.mp4"], "unknown source"),
+        ("sender", ["--source", "7"], "camera 7 is not available"),
+        ("sender", ["--model", "/no/model.safetensors"], "not found"),
+        ("sender", ["--bind", "nonsense://x"], "cannot bind"),
+        ("sender", ["--size", "12by3"], "size must look like"),
+        ("sender", ["--quality", "99", "--source", "sample"], "quality level"),
+        ("receiver", ["--connect", "not-an-address"], "cannot connect"),
+        ("receiver", ["--model", "/no/model.safetensors"], "not found"),
+    ],
+)
+def test_cli_mistakes_give_one_line_and_nonzero_exit(module, args, message, subprocess_env):
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3  # argparse adds its usage line
+
+
+def test_busy_port_is_a_clear_error(tmp_path, subprocess_env):
+    port = free_port()
+    holder = zmq.Context.instance().socket(zmq.PUB)
+    holder.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "sender", "--bind", f"tcp://127.0.0.1:{port}"],
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close(linger=0)
+    assert result.returncode == 2
+    assert "Address already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_receiver_exits_on_its_own_when_nothing_arrives(tiny_model_path, subprocess_env):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "receiver",
+            "--connect",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--model",
+            str(tiny_model_path),
+            "--idle-timeout",
+            "1",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "nothing received" in result.stderr
+    assert np.isfinite(0)  # summary printed without frames
+    assert "frames    0" in result.stdout

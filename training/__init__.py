@@ -1,0 +1,1 @@
+"""Training and export of latentcast models (``python -m training --help``)."""

@@ -1,0 +1,53 @@
+"""``python -m training train|export ...``: a thin argparse shell over ``training.train`` and
+``training.export``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from shared.cli import ArgumentParser
+
+from .train import TrainConfig
+
+
+def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        if field.default is dataclasses.MISSING:
+            parser.add_argument(flag, required=True, type=str)
+        else:
+            parser.add_argument(flag, type=type(field.default), default=field.default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_parser = commands.add_parser("train", help="train or resume a model")
+    _add_dataclass_args(train_parser, TrainConfig)
+    export_parser = commands.add_parser("export", help="freeze a checkpoint into a model file")
+    export_parser.add_argument("--checkpoint", required=True)
+    export_parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    export_parser.add_argument("--card", default=None, help="JSON file with provenance to embed")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "train":
+            from .train import train
+
+            values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+            train(TrainConfig(**values))
+        else:
+            from .export import export
+
+            sha = export(args.checkpoint, args.out, args.card)
+            print(f"wrote {args.out} (content sha256 {sha})")
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Freeze a training checkpoint into a model file that sender and receiver load."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from shared.entropy.tables import tables_from_cdf
+from shared.modelfile import save_model_file
+from shared.registry import build_model
+
+SEARCH_RADIUS = 1024
+
+
+def export(checkpoint: str | Path, out: str | Path, card_path: str | Path | None = None) -> str:
+    """Write ``out`` from ``checkpoint``; returns the model file's content hash.
+
+    The entropy tables are the model's learned per-level densities, integrated over each
+    integer's unit interval and quantized to integer frequencies (``shared.entropy.tables``).
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = build_model(state["architecture"], state["model_config"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    tables = tables_from_cdf(
+        lambda level: model.density_cdf(level, SEARCH_RADIUS).numpy(),
+        levels=model.config.levels,
+        channels=model.config.latent,
+        search_radius=SEARCH_RADIUS,
+    )
+    # The densities are training-time only: the tables replace them in the model file.
+    weights = {
+        name: tensor.detach().float().numpy()
+        for name, tensor in model.state_dict().items()
+        if not name.startswith("density.")
+    }
+    card = {
+        "checkpoint_step": int(state["step"]),
+        "training_time_s": round(float(state["elapsed_s"]), 1),
+        "train_config": state["train_config"],
+        "exported_on": platform.node(),
+    }
+    if card_path:
+        card |= json.loads(Path(card_path).read_text())
+    return save_model_file(out, model.architecture, model.config.to_dict(), weights, tables, card)

@@ -1,0 +1,237 @@
+"""Rate-distortion training of a zoo architecture, resumable, single- or multi-process.
+
+Loss per step, for a quality level ``k`` drawn at random:
+``bits_per_pixel + lambdas[k] * 255**2 * MSE`` with the image in ``[0, 1]``.
+
+Run under ``torchrun --nproc-per-node N`` for data-parallel training with
+``DistributedDataParallel`` (gloo on CPU, nccl on CUDA); every process draws its own crops
+and rank 0 writes checkpoints, logs and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from shared.registry import build_model
+
+from .data import CropSampler, center_crops, list_images, split_train_validation
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    architecture: str = "factorized"
+    model_config: str = "{}"  # JSON overrides of the architecture's config dataclass
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 3e-4
+    final_lr: float = 1e-5
+    decay_from: float = 0.8  # fraction of ``steps`` after which lr decays (cosine) to final_lr
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads per process; 0 = PyTorch's default
+    device: str = "auto"
+    checkpoint_every: int = 250
+    validate_every: int = 1000
+    log_every: int = 25
+    validation_crop: int = 256
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    start = int(config.decay_from * config.steps)
+    if step < start:
+        return config.lr
+    progress = min(1.0, (step - start) / max(1, config.steps - start))
+    return config.final_lr + 0.5 * (config.lr - config.final_lr) * (
+        1 + math.cos(math.pi * progress)
+    )
+
+
+def rd_terms(output: dict, image: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
+    pixels = image.shape[0] * image.shape[2] * image.shape[3]
+    bpp = -torch.log2(output["likelihoods"]).sum() / pixels
+    mse = torch.mean((output["x_hat"] - image) ** 2)
+    return {"loss": bpp + lam * 255**2 * mse, "bpp": bpp, "mse": mse}
+
+
+def psnr_from_mse(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+@torch.no_grad()
+def validate(model, images: list[torch.Tensor], device: torch.device) -> list[dict]:
+    """Per level: mean estimated bpp (of rounded latents) and mean PSNR in dB."""
+    model.eval()
+    results = []
+    for level in range(model.config.levels):
+        bpp, psnr = [], []
+        for image in images:
+            image = image.to(device)
+            latents = model.analyze(image, level)
+            x_hat = model.synthesize(latents, level)
+            bits = -torch.log2(model.density.likelihood(latents, level)).sum()
+            bpp.append(float(bits) / (image.shape[2] * image.shape[3]))
+            psnr.append(psnr_from_mse(float(torch.mean((x_hat - image) ** 2))))
+        results.append({"level": level, "bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)})
+    model.train()
+    return results
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig, elapsed: float):
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "train_config": asdict(config),
+            "architecture": model.architecture,
+            "model_config": model.config.to_dict(),
+            "elapsed_s": elapsed,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)  # atomic: a crash mid-save never leaves a broken checkpoint
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r["kind"] == "train"]
+    if not train:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    panels = (("loss", "loss"), ("bpp", "bits/pixel"), ("psnr", "PSNR (dB)"))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        ax.plot([r["step"] for r in train], [r[key] for r in train], lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"training ({log_path.parent.name}); rows mix quality levels")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def train(config: TrainConfig) -> Path:
+    """Train (resuming from ``out/checkpoint.pt`` when present); returns the checkpoint path."""
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    if distributed:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + rank)
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / "checkpoint.pt"
+    log_path = out / "log.jsonl"
+
+    files, validation_files = split_train_validation(list_images(config.data))
+    sampler = CropSampler(files, config.crop, seed=config.seed * 1000 + rank + int(time.time()))
+    validation_images = center_crops(validation_files[:8], config.validation_crop)
+
+    model = build_model(config.architecture, json.loads(config.model_config) or None).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, elapsed = 0, 0.0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model = build_model(state["architecture"], state["model_config"]).to(device)
+        model.load_state_dict(state["model"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        if rank == 0:
+            print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+    trained = DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    if rank == 0:
+        meta = {
+            "kind": "start",
+            "step": step,
+            "config": asdict(config),
+            "host": platform.node(),
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "world_size": dist.get_world_size() if distributed else 1,
+            "device": str(device),
+        }
+        with log_path.open("a") as log:
+            log.write(json.dumps(meta) + "\n")
+
+    levels = model.config.levels
+    started = time.time() - elapsed
+    window: list[dict] = []
+    while step < config.steps:
+        # Same level on every rank: derived from the step, not from per-rank randomness.
+        level = random.Random(config.seed * 7919 + step).randrange(levels)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        image = sampler.batch(config.batch).to(device)
+        terms = rd_terms(trained(image, level), image, model.config.lambdas[level])
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        window.append({k: float(v.detach()) for k, v in terms.items()} | {"level": level})
+
+        if rank != 0:
+            continue
+        if step % config.log_every == 0:
+            mean = {k: sum(r[k] for r in window) / len(window) for k in ("loss", "bpp", "mse")}
+            row = {
+                "kind": "train",
+                "step": step,
+                "time_s": round(time.time() - started, 1),
+                "loss": mean["loss"],
+                "bpp": mean["bpp"],
+                "psnr": psnr_from_mse(mean["mse"]),
+                "lr": learning_rate(config, step),
+            }
+            window.clear()
+            with log_path.open("a") as log:
+                log.write(json.dumps(row) + "\n")
+            print(
+                f"step {step}/{config.steps} loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
+                f"psnr {row['psnr']:.2f} dB  {row['time_s']:.0f} s",
+                flush=True,
+            )
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(checkpoint_path, model, optimizer, step, config, time.time() - started)
+            plot_curves(log_path, out / "curves.png")
+        if step % config.validate_every == 0 or step == config.steps:
+            results = validate(model, validation_images, device)
+            with log_path.open("a") as log:
+                log.write(
+                    json.dumps({"kind": "validation", "step": step, "levels": results}) + "\n"
+                )
+            print(
+                "validation: "
+                + "  ".join(
+                    f"L{r['level']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in results
+                ),
+                flush=True,
+            )
+    if distributed:
+        dist.destroy_process_group()
+    return checkpoint_path
