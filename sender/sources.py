@@ -136,10 +136,14 @@ def open_source(
     "sample" (the embedded clip, resized to 640x360 unless ``size`` is given), or "auto"
     (camera 0 when one is present, else the sample)."""
     if spec == "auto":
+        quiet = cv2.utils.logging.LOG_LEVEL_SILENT
+        previous = cv2.utils.logging.setLogLevel(quiet)  # probing a missing camera is noisy
         try:
             return _open_camera(0, size)
         except SourceError:
             spec = "sample"
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
     if spec == "sample":
         return _open_video(
             sample_clip_path(), loop, size or SAMPLE_SIZE, "sample clip (Big Buck Bunny)"

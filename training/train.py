@@ -37,9 +37,9 @@ class TrainConfig:
     steps: int = 20000
     batch: int = 8
     crop: int = 128
-    lr: float = 3e-4
+    lr: float = 1e-3
     final_lr: float = 1e-5
-    decay_from: float = 0.8  # fraction of ``steps`` after which lr decays (cosine) to final_lr
+    decay_from: float = 0.75  # fraction of ``steps`` after which lr decays (cosine) to final_lr
     seed: int = 0
     threads: int = 0  # torch intra-op threads per process; 0 = PyTorch's default
     device: str = "auto"
@@ -163,7 +163,7 @@ def train(config: TrainConfig) -> Path:
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
         if rank == 0:
             print(f"resumed from {checkpoint_path} at step {step}", flush=True)
-    trained = DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    trained = DistributedDataParallel(model) if distributed else model
     if rank == 0:
         meta = {
             "kind": "start",

@@ -64,6 +64,22 @@ class LatentCoder:
         if channels != self.tables.channels:
             raise ValueError(f"expected {self.tables.channels} latent channels, got {channels}")
 
+    def information_bits(self, latents: np.ndarray, level: int) -> float:
+        """The tables' information content of ``latents`` in bits: ``sum(-log2 p)`` over all
+        symbols plus 32 bits per escaped value; the ideal size that ``encode`` approaches."""
+        self._check(level, latents.shape[0])
+        flat = np.clip(latents.astype(np.int64), -LATENT_LIMIT, LATENT_LIMIT)
+        flat = flat.reshape(latents.shape[0], -1)
+        bits = 0.0
+        for c in range(flat.shape[0]):
+            row = self.tables.row(level, c)
+            symbols = flat[c] - int(self.tables.offsets[level, c])
+            length = int(self.tables.lengths[level, c])
+            escaped = (symbols < 0) | (symbols >= length)
+            symbols = np.where(escaped, length, symbols)
+            bits += float(-np.log2(row[symbols] / row.sum()).sum()) + 32.0 * int(escaped.sum())
+        return bits
+
     def encode(self, latents: np.ndarray, level: int) -> bytes:
         """Compress ``latents`` of shape ``(C, h, w)`` (any integer dtype) to bytes."""
         if latents.ndim != 3:

@@ -82,8 +82,12 @@ class FactorizedModel(nn.Module):
             SimplifiedGDN(n, inverse=True),
             SubpixelUp(n, 3),
         )
-        # Adjacent levels double lambda, so their quantizer steps differ by about sqrt(2).
-        steps = torch.tensor([(k - (levels - 1) / 2) * 0.5 * math.log(2) for k in range(levels)])
+        # Adjacent levels double lambda, so their quantizer steps differ by about sqrt(2). The
+        # offset of 2 (gain ~7 at the middle level) makes the untrained latents large enough
+        # that rounding does not erase them, which speeds up early training several times.
+        steps = torch.tensor(
+            [2.0 + (k - (levels - 1) / 2) * 0.5 * math.log(2) for k in range(levels)]
+        )
         self.log_gain = nn.Parameter(steps.view(levels, 1).repeat(1, m))
         self.log_inverse_gain = nn.Parameter(-steps.view(levels, 1).repeat(1, m))
         self.density = FactorizedDensity(m, levels)

@@ -20,7 +20,9 @@ class SimplifiedGDN(nn.Module):
         super().__init__()
         self.inverse = inverse
         self.beta_raw = nn.Parameter(torch.ones(channels))
-        self.gamma_raw = nn.Parameter(0.1 * torch.eye(channels))
+        # Off-diagonal entries start small but non-zero: with the squared parametrisation an
+        # exact zero would have zero gradient and could never move.
+        self.gamma_raw = nn.Parameter(0.1 * torch.eye(channels) + 0.01)
 
     def _params(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Squares keep beta > 0 and gamma >= 0 without projected optimisation.

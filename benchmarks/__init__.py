@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks rd ...`` (more subcommands as they are added)."""
