@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from collections import OrderedDict
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from shared import wire
+from shared.cli import stop_on_signals
 from shared.codec import CompressedFrame, ImageCodec
 from shared.entropy.coder import CorruptPayload
 from shared.metrics import psnr
@@ -22,6 +22,7 @@ from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
 
 PENDING_LIMIT = 64  # frames/references kept while waiting for their partner
+MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
 
 
 @dataclass
@@ -87,6 +88,10 @@ class Receiver:
             return
         if message.level >= self.codec.levels:
             self.stats.reject("bad_level")
+            return
+        if message.width * message.height > MAX_PIXELS:
+            self.stats.reject("frame_too_large")
+            self._warn_once("size", f"frames above {MAX_PIXELS} pixels are refused")
             return
         started = time.perf_counter()
         try:
@@ -160,58 +165,53 @@ def run_receiver(config: ReceiverConfig) -> dict:
         f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
         flush=True,
     )
-    stop = {"now": False}
-
-    def request_stop(signum, frame) -> None:
-        stop["now"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     window_start = started
     first_frame_s: float | None = None
     last_message_s = started
-    try:
-        while not stop["now"]:
-            now = time.monotonic()
-            if config.duration is not None and now - started >= config.duration:
-                break
-            if config.frames is not None and len(stats.records) >= config.frames:
-                break
-            if config.idle_timeout is not None and now - last_message_s > config.idle_timeout:
-                print(
-                    f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                break
-            if receiver.ended and not config.keep_running:
-                break
-            batch = subscriber.receive_all(timeout_ms=100)
-            now = time.monotonic()
-            if batch:
-                last_message_s = now
-                # A receiver that falls behind decodes only the newest waiting frame, so its
-                # latency stays bounded (every frame is intra-coded, so none is needed later).
-                newest = max(
-                    (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME), default=-1
-                )
-                for i, (parts, size) in enumerate(batch):
-                    decode = config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
-                    receiver.handle(parts, size, now, decode=decode)
-                if first_frame_s is None and stats.records:
-                    first_frame_s = now
-                    window_start = now
-            if first_frame_s is not None and now - window_start >= 1.0:
-                if not config.quiet:
-                    line = format_line(
-                        f"receiver: t={now - first_frame_s:5.1f}s", stats.window(window_start, now)
+    with stop_on_signals() as stop:
+        try:
+            while not stop["stop"]:
+                now = time.monotonic()
+                if config.duration is not None and now - started >= config.duration:
+                    break
+                if config.frames is not None and len(stats.records) >= config.frames:
+                    break
+                if config.idle_timeout is not None and now - last_message_s > config.idle_timeout:
+                    print(
+                        f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
+                        file=sys.stderr,
+                        flush=True,
                     )
-                    print(line, flush=True)
-                window_start = now
-    finally:
-        subscriber.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+                    break
+                if receiver.ended and not config.keep_running:
+                    break
+                batch = subscriber.receive_all(timeout_ms=100)
+                now = time.monotonic()
+                if batch:
+                    last_message_s = now
+                    # A receiver that falls behind decodes only the newest waiting frame, so its
+                    # latency stays bounded (every frame is intra-coded, so none is needed later).
+                    newest = max(
+                        (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
+                        default=-1,
+                    )
+                    for i, (parts, size) in enumerate(batch):
+                        decode = config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
+                        receiver.handle(parts, size, now, decode=decode)
+                    if first_frame_s is None and stats.records:
+                        first_frame_s = now
+                        window_start = now
+                if first_frame_s is not None and now - window_start >= 1.0:
+                    if not config.quiet:
+                        line = format_line(
+                            f"receiver: t={now - first_frame_s:5.1f}s",
+                            stats.window(window_start, now),
+                        )
+                        print(line, flush=True)
+                    window_start = now
+        finally:
+            subscriber.close()
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
     summary |= {"model_hash": codec.model_hash, "connect": config.connect}

@@ -78,8 +78,15 @@ class StreamStats:
         }
 
     def window(self, start_s: float, end_s: float) -> dict:
-        chosen = [r for r in self.records if start_s <= r.arrival_s < end_s]
-        return self.summarize(chosen, end_s - start_s)
+        """Summary of the frames that arrived in ``[start_s, end_s)`` (records arrive in
+        time order, so only the tail is scanned)."""
+        chosen = []
+        for record in reversed(self.records):
+            if record.arrival_s < start_s:
+                break
+            if record.arrival_s < end_s:
+                chosen.append(record)
+        return self.summarize(chosen[::-1], end_s - start_s)
 
     def total(self, seconds: float) -> dict:
         summary = self.summarize(self.records, seconds)

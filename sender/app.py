@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
 import statistics
 import time
 from dataclasses import dataclass
 
+from shared.cli import stop_on_signals
 from shared.codec import ImageCodec
 from shared.metrics import bits_per_pixel
 
@@ -56,12 +56,6 @@ def run_sender(config: SenderConfig) -> dict:
         + (f", paced at {fps:.1f} fps" if fps else ""),
         flush=True,
     )
-    stop = {"now": False}
-
-    def request_stop(signum, frame) -> None:
-        stop["now"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     time.sleep(config.warmup)
     started = time.perf_counter()
     next_due = started
@@ -69,43 +63,42 @@ def run_sender(config: SenderConfig) -> dict:
     encode_ms: list[float] = []
     bpp: list[float] = []
     window_start = started
-    try:
-        for frame in source:
-            if stop["now"]:
-                break
-            if config.frames is not None and sent >= config.frames:
-                break
-            if config.duration is not None and time.perf_counter() - started >= config.duration:
-                break
-            result = publisher.send(frame, level)
-            sent += 1
-            window_frames += 1
-            window_bytes += result.message_bytes
-            total_bytes += result.message_bytes
-            encode_ms.append(result.encode_ms)
-            bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
-            now = time.perf_counter()
-            if now - window_start >= 1.0 and not config.quiet:
-                span = now - window_start
-                print(
-                    f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
-                    f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
-                    f"encode {statistics.median(encode_ms[-window_frames:]):6.1f} ms",
-                    flush=True,
-                )
-                window_start, window_frames, window_bytes = now, 0, 0
-            if fps:
-                next_due += 1.0 / fps
-                delay = next_due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_due = time.perf_counter()  # behind: do not try to catch up in a burst
-    finally:
-        publisher.close()
-        source.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals() as stop:
+        try:
+            for frame in source:
+                if stop["stop"]:
+                    break
+                if config.frames is not None and sent >= config.frames:
+                    break
+                if config.duration is not None and time.perf_counter() - started >= config.duration:
+                    break
+                result = publisher.send(frame, level)
+                sent += 1
+                window_frames += 1
+                window_bytes += result.message_bytes
+                total_bytes += result.message_bytes
+                encode_ms.append(result.encode_ms)
+                bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
+                now = time.perf_counter()
+                if now - window_start >= 1.0 and not config.quiet:
+                    span = now - window_start
+                    print(
+                        f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
+                        f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
+                        f"encode {statistics.median(encode_ms[-window_frames:]):6.1f} ms",
+                        flush=True,
+                    )
+                    window_start, window_frames, window_bytes = now, 0, 0
+                if fps:
+                    next_due += 1.0 / fps
+                    delay = next_due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        next_due = time.perf_counter()  # behind: do not try to catch up in a burst
+        finally:
+            publisher.close()
+            source.close()
     elapsed = max(time.perf_counter() - started, 1e-9)
     summary = {
         "frames": sent,

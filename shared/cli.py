@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 
@@ -13,3 +16,20 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[dict]:
+    """Within the block, SIGINT and SIGTERM set ``flag["stop"] = True`` instead of raising,
+    so a main loop can finish its current frame and write its summary."""
+    flag = {"stop": False}
+
+    def request_stop(signum, frame) -> None:
+        flag["stop"] = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -70,10 +70,16 @@ class ImageCodec:
     @classmethod
     def load(cls, name_or_path: str, device: str = "cpu") -> ImageCodec:
         """Load a zoo model by name (e.g. ``"fast"``) or a model file by path."""
-        path = resolve_model_path(name_or_path)
+        path, pinned = resolve_model_path(name_or_path)
         if not Path(path).exists():
             raise ModelFileError(f"model {name_or_path!r} not found (no file {path})")
-        return cls(load_model_file(path), device)
+        model_file = load_model_file(path)
+        if pinned is not None and model_file.content_sha256 != pinned:
+            raise ModelFileError(
+                f"zoo model {name_or_path!r} ({path}) is not the file this release pins "
+                f"(hash {model_file.content_sha256[:16]}, expected {pinned[:16]})"
+            )
+        return cls(model_file, device)
 
     @property
     def model_hash(self) -> str:

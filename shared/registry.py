@@ -15,9 +15,10 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "factorized": (FactorizedModel, FactorizedConfig),
 }
 
-#: shipped model name -> file in ``ZOO_DIR``
-ZOO: dict[str, str] = {
-    "fast": "fast.safetensors",
+#: shipped model name -> (file in ``ZOO_DIR``, its pinned content SHA-256). The pin makes a
+#: replaced zoo file fail even when its own embedded hash was recomputed to match.
+ZOO: dict[str, tuple[str, str]] = {
+    "fast": ("fast.safetensors", "PIN"),
 }
 
 DEFAULT_MODEL = "fast"
@@ -32,8 +33,9 @@ def build_model(architecture: str, config: dict | None = None) -> nn.Module:
     return model_class(parsed)
 
 
-def resolve_model_path(name_or_path: str) -> Path:
-    """The file of a zoo model name, or ``name_or_path`` itself when it is not a zoo name."""
+def resolve_model_path(name_or_path: str) -> tuple[Path, str | None]:
+    """The file of a zoo model name and its pinned hash, or ``(Path(name_or_path), None)``."""
     if name_or_path in ZOO:
-        return ZOO_DIR / ZOO[name_or_path]
-    return Path(name_or_path)
+        filename, pinned = ZOO[name_or_path]
+        return ZOO_DIR / filename, pinned
+    return Path(name_or_path), None

@@ -54,12 +54,17 @@ class FactorizedDensity(nn.Module):
                 self.factors.append(nn.Parameter(torch.zeros(levels, channels, widths[i + 1], 1)))
 
     def logits_cdf(self, values: torch.Tensor, level: int) -> torch.Tensor:
-        """Logit of the CDF at ``values`` of shape ``(C, 1, N)``; returns ``(C, 1, N)``."""
+        """Logit of the CDF at ``values`` of shape ``(C, 1, N)``; returns ``(C, 1, N)``.
+
+        Computed in the dtype of ``values`` (parameters are cast to it)."""
         logits = values
+        dtype = values.dtype
         for i, matrix in enumerate(self.matrices):
-            logits = torch.matmul(F.softplus(matrix[level]), logits) + self.biases[i][level]
+            weight = F.softplus(matrix[level].to(dtype))
+            logits = torch.matmul(weight, logits) + self.biases[i][level].to(dtype)
             if i < len(self.factors):
-                logits = logits + torch.tanh(self.factors[i][level]) * torch.tanh(logits)
+                factor = torch.tanh(self.factors[i][level].to(dtype))
+                logits = logits + factor * torch.tanh(logits)
         return logits
 
     def likelihood(self, latents: torch.Tensor, level: int) -> torch.Tensor:
@@ -81,6 +86,4 @@ class FactorizedDensity(nn.Module):
     def cdf(self, points: torch.Tensor, level: int) -> torch.Tensor:
         """CDF of every channel at the 1-D ``points``; returns ``(C, len(points))`` float64."""
         values = points.to(torch.float64).view(1, 1, -1).expand(self.channels, 1, -1)
-        logits = self.double().logits_cdf(values, level)
-        self.float()
-        return torch.sigmoid(logits).squeeze(1)
+        return torch.sigmoid(self.logits_cdf(values, level)).squeeze(1)

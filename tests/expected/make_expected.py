@@ -35,8 +35,9 @@ def golden_latents(codec: ImageCodec, level: int) -> np.ndarray:
 
 
 def golden_message() -> list[bytes]:
-    message = wire.FrameMessage("golden", 42, 1_700_000_000_123_456, 176, 144,
-                                "0123456789abcdef", 3, bytes(range(256)) * 2)
+    message = wire.FrameMessage(
+        "golden", 42, 1_700_000_000_123_456, 176, 144, "0123456789abcdef", 3, bytes(range(256)) * 2
+    )
     return wire.encode_frame(message)
 
 

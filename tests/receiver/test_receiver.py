@@ -1,0 +1,103 @@
+"""The receiver's message handling, in process: decoding, PSNR matching, rejections."""
+
+import cv2
+import pytest
+
+from receiver.app import MAX_PIXELS, Receiver
+from receiver.stats import StreamStats
+from shared import wire
+from shared.codec import ImageCodec
+from shared.metrics import psnr
+from tests.conftest import natural_like_image
+
+
+@pytest.fixture
+def setup(tiny_model_path):
+    codec = ImageCodec.load(str(tiny_model_path))
+    logs = []
+    return codec, Receiver(codec, StreamStats(), log=logs.append), logs
+
+
+def frame_parts(codec, image, seq, **changes):
+    coded = codec.compress(image, 0)
+    fields = dict(
+        stream="s",
+        seq=seq,
+        ts_us=0,
+        width=coded.width,
+        height=coded.height,
+        model=codec.model_hash,
+        level=0,
+        payload=coded.payload,
+    )
+    fields.update(changes)
+    return wire.encode_frame(wire.FrameMessage(**fields))
+
+
+def reference_parts(image, seq):
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    message = wire.ReferenceMessage("s", seq, image.shape[1], image.shape[0], png.tobytes())
+    return wire.encode_reference(message)
+
+
+def test_psnr_is_matched_in_either_order(setup):
+    codec, receiver, _ = setup
+    images = [natural_like_image(48, 64, seed=i) for i in range(2)]
+    receiver.handle(frame_parts(codec, images[0], 0), 100, 0.0)
+    receiver.handle(reference_parts(images[0], 0), 100, 0.0)
+    receiver.handle(reference_parts(images[1], 1), 100, 0.1)  # reference first
+    receiver.handle(frame_parts(codec, images[1], 1), 100, 0.1)
+    records = receiver.stats.records
+    for record, image in zip(records, images, strict=True):
+        expected = psnr(image, codec.decompress(codec.compress(image, 0)))
+        assert record.psnr_db == pytest.approx(expected)
+
+
+def test_gaps_count_as_lost_and_skips_do_not(setup):
+    codec, receiver, _ = setup
+    image = natural_like_image(32, 32)
+    receiver.handle(frame_parts(codec, image, 0), 10, 0.0)
+    receiver.handle(frame_parts(codec, image, 1), 10, 0.0, decode=False)
+    receiver.handle(frame_parts(codec, image, 4), 10, 0.0)
+    assert receiver.stats.skipped == 1
+    assert receiver.stats.lost == 2
+    assert [r.seq for r in receiver.stats.records] == [0, 4]
+
+
+def test_rejections_are_counted_by_reason(setup):
+    codec, receiver, logs = setup
+    image = natural_like_image(32, 32)
+    receiver.handle(frame_parts(codec, image, 0, model="f" * 16), 10, 0.0)
+    receiver.handle(frame_parts(codec, image, 1, model="f" * 16), 10, 0.0)
+    receiver.handle(frame_parts(codec, image, 2, level=9), 10, 0.0)
+    receiver.handle(frame_parts(codec, image, 3, width=4096, height=4096), 10, 0.0)
+    good = frame_parts(codec, image, 4)
+    receiver.handle([good[0], good[1][:-3]], 10, 0.0)
+    receiver.handle(reference_parts(image, 5)[:1] + [b"\x00"], 10, 0.0)
+    assert 4096 * 4096 > MAX_PIXELS
+    assert dict(receiver.stats.rejected) == {
+        "model_mismatch": 2,
+        "bad_level": 1,
+        "frame_too_large": 1,
+        "bad_msgpack": 2,
+    }
+    assert sum("coded with model" in line for line in logs) == 1
+    assert receiver.stats.records == []
+
+
+def test_payload_that_fails_entropy_decoding_is_rejected(setup):
+    codec, receiver, _ = setup
+    image = natural_like_image(32, 32)
+    coded = codec.compress(image, 0)
+    # Valid CRC over a payload for a different (larger) frame size.
+    parts = wire.encode_frame(
+        wire.FrameMessage("s", 0, 0, 320, 320, codec.model_hash, 0, coded.payload)
+    )
+    receiver.handle(parts, 10, 0.0)
+    assert dict(receiver.stats.rejected) == {"corrupt_payload": 1}
+
+
+def test_end_message_ends(setup):
+    _, receiver, _ = setup
+    receiver.handle(wire.encode_end(wire.EndMessage("s", 3, 4)), 10, 0.0)
+    assert receiver.ended
