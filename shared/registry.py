@@ -18,7 +18,10 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
 #: shipped model name -> (file in ``ZOO_DIR``, its pinned content SHA-256). The pin makes a
 #: replaced zoo file fail even when its own embedded hash was recomputed to match.
 ZOO: dict[str, tuple[str, str]] = {
-    "fast": ("fast.safetensors", "f5ccde0536ee7647f5668059575a5cef4ec1ffaa972113dd94d4e5e5c36a0b15"),
+    "fast": (
+        "fast.safetensors",
+        "f5ccde0536ee7647f5668059575a5cef4ec1ffaa972113dd94d4e5e5c36a0b15",  # pin:fast
+    ),
 }
 
 DEFAULT_MODEL = "fast"
