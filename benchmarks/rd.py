@@ -42,6 +42,7 @@ class Point:
     encode_ms: float
     decode_ms: float
     coding_overhead_pct: float | None = None  # ours: real payload bits vs sum(-log2 p)
+    nonzero_fraction: float | None = None  # ours: share of quantized latents that are not 0
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -124,7 +125,8 @@ def _ours(codec: ImageCodec):
     def run(rgb: np.ndarray, level: int) -> tuple[np.ndarray, int, float, float, dict]:
         start = time.perf_counter()
         coded = codec.compress(rgb, level, "rgb")
-        information = codec.coder.information_bits(codec.analyze(rgb, level), level)
+        latents = codec.analyze(rgb, level)
+        information = codec.coder.information_bits(latents, level)
         message = wire.encode_frame(
             wire.FrameMessage(
                 "bench", 0, 0, coded.width, coded.height, codec.model_hash, level, coded.payload
@@ -137,7 +139,12 @@ def _ours(codec: ImageCodec):
         )
         end = time.perf_counter()
         size = sum(len(part) for part in message)
-        extra = {"payload_bits": 8 * len(coded.payload), "information_bits": information}
+        extra = {
+            "payload_bits": 8 * len(coded.payload),
+            "information_bits": information,
+            "nonzero": int((latents != 0).sum()),
+            "latents": latents.size,
+        }
         return decoded, size, middle - start, end - middle, extra
 
     return run
@@ -146,6 +153,7 @@ def _ours(codec: ImageCodec):
 def evaluate(images: list[np.ndarray], run, quality) -> Point:
     bpp, quality_db, similarity, enc, dec = [], [], [], [], []
     payload_bits = information_bits = 0.0
+    nonzero = count = 0
     for rgb in images:
         decoded, size, encode_s, decode_s, extra = run(rgb, quality)
         bpp.append(bits_per_pixel(size, rgb.shape[0], rgb.shape[1]))
@@ -155,6 +163,8 @@ def evaluate(images: list[np.ndarray], run, quality) -> Point:
         dec.append(decode_s * 1000)
         payload_bits += extra.get("payload_bits", 0)
         information_bits += extra.get("information_bits", 0)
+        nonzero += extra.get("nonzero", 0)
+        count += extra.get("latents", 0)
     overhead = None
     if information_bits:
         overhead = 100 * (payload_bits - information_bits) / information_bits
@@ -166,6 +176,7 @@ def evaluate(images: list[np.ndarray], run, quality) -> Point:
         encode_ms=statistics.median(enc),
         decode_ms=statistics.median(dec),
         coding_overhead_pct=overhead,
+        nonzero_fraction=nonzero / count if count else None,
     )
 
 

@@ -6,13 +6,17 @@ from pathlib import Path
 
 from torch import nn
 
+from .models.dense import DenseConfig, DenseModel
 from .models.factorized import FactorizedConfig, FactorizedModel
+from .models.sparse import SparseConfig, SparseModel
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 
 #: architecture name -> (model class, config dataclass)
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "factorized": (FactorizedModel, FactorizedConfig),
+    "dense": (DenseModel, DenseConfig),
+    "sparse": (SparseModel, SparseConfig),
 }
 
 #: shipped model name -> (file in ``ZOO_DIR``, its pinned content SHA-256). The pin makes a

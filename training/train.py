@@ -63,7 +63,10 @@ def rd_terms(output: dict, image: torch.Tensor, lam: float) -> dict[str, torch.T
     pixels = image.shape[0] * image.shape[2] * image.shape[3]
     bpp = -torch.log2(output["likelihoods"]).sum() / pixels
     mse = torch.mean((output["x_hat"] - image) ** 2)
-    return {"loss": bpp + lam * 255**2 * mse, "bpp": bpp, "mse": mse}
+    loss = bpp + lam * 255**2 * mse
+    if "penalty" in output:  # e.g. the sparse model's KL sparsity term
+        loss = loss + output["penalty"]
+    return {"loss": loss, "bpp": bpp, "mse": mse}
 
 
 def psnr_from_mse(mse: float) -> float:

@@ -49,3 +49,30 @@ class SubpixelUp(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 3) -> None:
         super().__init__(conv(in_channels, 4 * out_channels, kernel), nn.PixelShuffle(2))
+
+
+def analysis_stack(hidden: int, latent: int) -> nn.Sequential:
+    """Four stride-2 convolutions with simplified GDN: ``(B, 3, H, W)`` -> ``(B, latent,
+    H/16, W/16)``."""
+    return nn.Sequential(
+        conv(3, hidden, 5, 2),
+        SimplifiedGDN(hidden),
+        conv(hidden, hidden, 3, 2),
+        SimplifiedGDN(hidden),
+        conv(hidden, hidden, 3, 2),
+        SimplifiedGDN(hidden),
+        conv(hidden, latent, 3, 2),
+    )
+
+
+def synthesis_stack(latent: int, hidden: int) -> nn.Sequential:
+    """Four sub-pixel 2x upsamplings with inverse GDN, the mirror of ``analysis_stack``."""
+    return nn.Sequential(
+        SubpixelUp(latent, hidden),
+        SimplifiedGDN(hidden, inverse=True),
+        SubpixelUp(hidden, hidden),
+        SimplifiedGDN(hidden, inverse=True),
+        SubpixelUp(hidden, hidden),
+        SimplifiedGDN(hidden, inverse=True),
+        SubpixelUp(hidden, 3),
+    )

@@ -61,6 +61,16 @@ def test_bad_level_and_corrupt_payload(codec):
         codec.decompress(CompressedFrame(coded.payload[:-4], 32, 32, 0))
 
 
+@pytest.mark.parametrize("height, width", [(144, 176), (721, 1279)])
+def test_shipped_model_codes_small_and_hd_frames(height, width):
+    codec = ImageCodec.load("fast", "cpu")
+    image = natural_like_image(height, width, seed=1)
+    coded = codec.compress(image, 0)
+    out = codec.decompress(coded)
+    assert out.shape == image.shape
+    assert psnr(image, out) > 20
+
+
 def test_shipped_default_model_beats_a_trivial_bound():
     """The shipped model reconstructs a photo-like frame far better than a flat guess."""
     codec = ImageCodec.load("fast", "cpu")
