@@ -8,6 +8,7 @@ from torch import nn
 
 from .models.dense import DenseConfig, DenseModel
 from .models.factorized import FactorizedConfig, FactorizedModel
+from .models.realtime import RealtimeConfig, RealtimeModel
 from .models.sparse import SparseConfig, SparseModel
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
@@ -17,6 +18,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "factorized": (FactorizedModel, FactorizedConfig),
     "dense": (DenseModel, DenseConfig),
     "sparse": (SparseModel, SparseConfig),
+    "realtime": (RealtimeModel, RealtimeConfig),
 }
 
 #: shipped model name -> (file in ``ZOO_DIR``, its pinned content SHA-256). The pin makes a
@@ -24,7 +26,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
 ZOO: dict[str, tuple[str, str]] = {
     "fast": (
         "fast.safetensors",
-        "f5ccde0536ee7647f5668059575a5cef4ec1ffaa972113dd94d4e5e5c36a0b15",  # pin:fast
+        "19d865612bebcb4183d642b772bc130f765556137ba103436219fe5edb073366",  # pin:fast
     ),
 }
 
