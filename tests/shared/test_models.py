@@ -16,6 +16,7 @@ TINY = {
     "factorized": {"hidden": 8, "latent": 8, "lambdas": [0.002, 0.02]},
     "dense": {"block": 16, "latent": 32, "lambdas": [0.002, 0.02]},
     "sparse": {"hidden": 8, "latent": 8, "lambdas": [0.002, 0.02]},
+    "realtime": {"fine": 8, "coarse": 8, "latent": 8, "lambdas": [0.002, 0.02]},
 }
 
 
