@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from shared.cli import ArgumentParser
+from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 
 from .app import ReceiverConfig, run_receiver
@@ -17,7 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="sender's ZeroMQ address")
     p.add_argument("--model", default="fast", help="zoo model name or model file path")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="transforms' dtype (auto = bf16 on CPUs with native bf16, else fp32)",
+    )
     p.add_argument(
         "--no-psnr",
         dest="psnr",

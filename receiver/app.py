@@ -14,7 +14,7 @@ import numpy as np
 
 from shared import wire
 from shared.cli import stop_on_signals
-from shared.codec import CompressedFrame, ImageCodec
+from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.entropy.coder import CorruptPayload
 from shared.metrics import psnr
 
@@ -30,7 +30,8 @@ class ReceiverConfig:
     connect: str = "tcp://127.0.0.1:5555"
     model: str = "fast"
     device: str = "auto"
-    threads: int = 0
+    threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
+    precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16
     psnr: bool = True
     frames: int | None = None
     duration: float | None = None
@@ -153,11 +154,8 @@ def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiv
 
 def run_receiver(config: ReceiverConfig) -> dict:
     """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
-    import torch
-
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    codec = ImageCodec.load(config.model, config.device)
+    configure_threads(config.threads)
+    codec = ImageCodec.load(config.model, config.device, config.precision)
     subscriber = FrameSubscriber(config.connect, with_reference=config.psnr)
     stats = StreamStats()
     receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))

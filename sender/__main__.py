@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from shared.cli import ArgumentParser
+from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 
 from .app import SenderConfig, run_sender
@@ -35,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="fast", help="zoo model name or model file path")
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="transforms' dtype (auto = bf16 on CPUs with native bf16, else fp32)",
+    )
     p.add_argument("--fps", type=float, default=None, help="pace at this rate (default: source's)")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

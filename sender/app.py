@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from shared.cli import stop_on_signals
-from shared.codec import ImageCodec
+from shared.codec import ImageCodec, configure_threads
 from shared.metrics import bits_per_pixel
 
 from .publisher import FramePublisher
@@ -22,7 +22,8 @@ class SenderConfig:
     model: str = "fast"
     quality: int | None = None  # level index; None = the model's middle level
     device: str = "auto"
-    threads: int = 0  # torch threads; 0 = leave PyTorch's default
+    threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
+    precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16
     fps: float | None = None  # pacing; None = the source's own rate
     frames: int | None = None
     duration: float | None = None
@@ -40,11 +41,8 @@ def run_sender(config: SenderConfig) -> dict:
 
     Returns the summary (also written to ``stats_json`` when set).
     """
-    import torch
-
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    codec = ImageCodec.load(config.model, config.device)
+    configure_threads(config.threads)
+    codec = ImageCodec.load(config.model, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
     source = open_source(config.source, loop=config.loop, size=config.size)

@@ -9,6 +9,7 @@ across devices by floating-point rounding.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,38 @@ class CompressedFrame:
     level: int
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def configure_threads(threads: int) -> int:
+    """Set PyTorch's intra-op threads; ``0`` means half the cores (at least one), so that a
+    sender and a receiver on one machine do not compete for the same cores. Returns the
+    number set."""
+    if threads < 0:
+        raise ValueError("threads must be >= 0")
+    chosen = threads or max(1, (os.cpu_count() or 2) // 2)
+    torch.set_num_threads(chosen)
+    return chosen
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 convolutions natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def select_precision(name: str, device: torch.device) -> torch.dtype:
+    """The transforms' compute dtype: ``"auto"`` is bfloat16 on a CPU that runs it natively
+    (about 2.5x faster than float32 there) and float32 everywhere else."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {name!r}")
+    if name == "bf16" or (name == "auto" and device.type == "cpu" and cpu_has_native_bf16()):
+        return torch.bfloat16
+    return torch.float32
+
+
 def select_device(name: str) -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; ``"cpu"``/``"cuda"`` force one."""
     if name == "auto":
@@ -47,11 +80,17 @@ def select_device(name: str) -> torch.device:
 
 
 class ImageCodec:
-    """A loaded model: transforms on ``device`` plus the integer entropy coder."""
+    """A loaded model: transforms on ``device`` plus the integer entropy coder.
 
-    def __init__(self, model_file: ModelFile, device: str = "cpu") -> None:
+    ``precision`` sets the dtype the transforms compute in (see ``select_precision``). It
+    changes neither the bitstream format nor its decoding: a payload decodes to the same
+    integer latents whatever either end computes in; only pixel values may differ slightly.
+    """
+
+    def __init__(self, model_file: ModelFile, device: str = "cpu", precision: str = "fp32") -> None:
         self.model_file = model_file
         self.device = select_device(device)
+        self.dtype = select_precision(precision, self.device)
         try:
             model = build_model(model_file.architecture, model_file.config)
         except (KeyError, TypeError, ValueError) as error:
@@ -62,13 +101,14 @@ class ImageCodec:
         missing = [name for name in missing if not name.startswith("density.")]
         if missing or unexpected:
             raise ModelFileError(f"model weights do not fit: missing {missing}, extra {unexpected}")
-        self.model = model.to(self.device).eval()
+        # channels_last is oneDNN's fast layout for these convolutions (measured 1.2-3x).
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.coder = LatentCoder(model_file.tables)
         if self.coder.tables.channels != model.config.latent:
             raise ModelFileError("entropy tables do not match the model's latent channels")
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "cpu") -> ImageCodec:
+    def load(cls, name_or_path: str, device: str = "cpu", precision: str = "fp32") -> ImageCodec:
         """Load a zoo model by name (e.g. ``"fast"``) or a model file by path."""
         path, pinned = resolve_model_path(name_or_path)
         if not Path(path).exists():
@@ -79,7 +119,7 @@ class ImageCodec:
                 f"zoo model {name_or_path!r} ({path}) is not the file this release pins "
                 f"(hash {model_file.content_sha256[:16]}, expected {pinned[:16]})"
             )
-        return cls(model_file, device)
+        return cls(model_file, device, precision)
 
     @property
     def model_hash(self) -> str:
@@ -101,15 +141,42 @@ class ImageCodec:
         if not 0 <= level < self.levels:
             raise ValueError(f"quality level {level} outside 0..{self.levels - 1}")
 
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
+
+    def to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        """``(1, 3, H', W')`` padded input on the codec's device, channels-last."""
+        tensor = rgb_to_tensor(rgb, self.stride).to(self.device)
+        return tensor.contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def transform(self, tensor: torch.Tensor, level: int) -> torch.Tensor:
+        """Gained float32 latents ``g_a(x) * gain[level]``, shape ``(1, M, h, w)``."""
+        with self._autocast():
+            code = self.model.g_a(tensor)
+        return code.float() * self.model.gain(level)
+
+    @staticmethod
+    def quantize(scaled: torch.Tensor) -> np.ndarray:
+        """Round gained latents to the ``(M, h, w)`` ``int32`` symbols of the bitstream."""
+        return torch.round(scaled[0]).to(torch.int32).cpu().numpy()
+
     def analyze(self, rgb: np.ndarray, level: int) -> np.ndarray:
         """Integer latents ``(M, h, w)`` ``int32`` of an ``(H, W, 3)`` ``uint8`` RGB frame."""
-        tensor = rgb_to_tensor(rgb, self.stride).to(self.device)
-        latents = self.model.analyze(tensor, level)[0]
-        return latents.to(torch.int32).cpu().numpy()
+        return self.quantize(self.transform(self.to_tensor(rgb), level))
 
+    @torch.inference_mode()
     def synthesize(self, latents: np.ndarray, level: int, height: int, width: int) -> np.ndarray:
+        """``(height, width, 3)`` ``uint8`` RGB from ``(M, h, w)`` integer latents."""
         tensor = torch.from_numpy(latents.astype(np.float32)).unsqueeze(0).to(self.device)
-        return tensor_to_rgb(self.model.synthesize(tensor, level), height, width)
+        tensor = (tensor * self.model.inverse_gain(level)).contiguous(
+            memory_format=torch.channels_last
+        )
+        with self._autocast():
+            image = self.model.g_s(tensor)
+        return tensor_to_rgb(image.float(), height, width)
 
     def compress(self, frame: np.ndarray, level: int, color_order: str = "rgb") -> CompressedFrame:
         """Code one frame (any size up to 4096x4096, gray/RGB/BGR ``uint8``)."""

@@ -12,11 +12,10 @@ import cv2
 import msgpack
 import numpy as np
 import pytest
-import torch
 import zmq
 
 from shared import wire
-from shared.codec import ImageCodec
+from shared.codec import ImageCodec, configure_threads
 from shared.metrics import psnr
 from tests.conftest import make_model_file
 
@@ -100,9 +99,10 @@ def test_stream_reports_true_psnr(tmp_path, image_folder, tiny_model_path, subpr
     assert summary["latency_ms_p50"] is not None and summary["latency_ms_p50"] >= 0
     assert "receiver summary:" in receiver_out and "sender summary:" in sender_out
 
-    # Offline: code the same images with the same model and compare PSNR and bits.
-    torch.set_num_threads(1)
-    codec = ImageCodec.load(str(tiny_model_path), "cpu")
+    # Offline: code the same images with the same model, threads and precision as the two
+    # processes' defaults, and compare PSNR and bits.
+    configure_threads(0)
+    codec = ImageCodec.load(str(tiny_model_path), "cpu", "auto")
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert [r["seq"] for r in records] == list(range(6))
     files = sorted(image_folder.iterdir())
