@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	@# CompressAI, for the speed benchmark's comparison only; see benchmarks/compressai_ref.py
+	@# for why without its declared dependencies (they would replace torch and numpy).
+	$(PY) -m pip install --quiet --no-deps "compressai==1.2.8"
 	touch $@
 
 demo: install

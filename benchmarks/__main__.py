@@ -1,10 +1,12 @@
-"""``python -m benchmarks rd --images DIR --out OUT``."""
+"""``python -m benchmarks rd --images DIR --out OUT``; ``python -m benchmarks speed --out OUT``."""
 
 from __future__ import annotations
 
 import sys
 
 from shared.cli import ArgumentParser
+from shared.codec import PRECISIONS
+from shared.registry import DEFAULT_MODEL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     rd.add_argument("--limit", type=int, default=None, help="use only the first N images")
     rd.add_argument("--reference-rd", default=None, help="folder of published RD curves")
     rd.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    speed = commands.add_parser("speed", help="per-stage speed vs x264, JPEG and CompressAI")
+    speed.add_argument("--out", required=True, help="output folder")
+    speed.add_argument("--videos", default=None, help="folder with webcam_* and *720p* clips")
+    speed.add_argument("--model", default=DEFAULT_MODEL, help="zoo name or model file")
+    speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
+    speed.add_argument("--precision", choices=PRECISIONS, default="auto")
+    speed.add_argument("--frames", type=int, default=60, help="frames per size")
     args = parser.parse_args(argv)
     try:
+        if args.command == "speed":
+            from .speed import run_speed
+
+            run_speed(args.out, args.videos, args.model, args.quality, args.precision, args.frames)
+            return 0
         import torch
 
         if args.threads:

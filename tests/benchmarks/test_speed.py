@@ -1,0 +1,48 @@
+"""The speed benchmark times every stage of a real round trip and its peers' real codecs."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.speed import RECEIVER_STAGES, SENDER_STAGES, time_jpeg, time_ours, time_x264
+from shared.codec import ImageCodec
+from tests.conftest import natural_like_image
+
+
+@pytest.fixture
+def frames():
+    return [
+        cv2.cvtColor(natural_like_image(96, 128, seed=i), cv2.COLOR_RGB2BGR) for i in range(4)
+    ]
+
+
+def test_time_ours_reports_every_stage_and_consistent_totals(frames, tiny_model_path):
+    codec = ImageCodec.load(str(tiny_model_path), "cpu", "fp32")
+    result = time_ours(codec, frames, 1)
+    for stage in SENDER_STAGES + RECEIVER_STAGES + ("sender_total", "receiver_total"):
+        assert result[stage]["median_ms"] > 0
+        assert result[stage]["p95_ms"] >= result[stage]["median_ms"]
+    # A total is measured around its stages, so its median cannot be below any stage's.
+    assert result["sender_total"]["median_ms"] >= result["analysis"]["median_ms"]
+    assert result["receiver_total"]["median_ms"] >= result["synthesis"]["median_ms"]
+    expected_bytes = np.mean([len(codec.compress(f, 1, "bgr").payload) for f in frames])
+    assert result["bpp_mean"] == pytest.approx(8 * expected_bytes / (96 * 128))
+    assert 0 < result["entropy_coding_share_pct"] < 100
+
+
+def test_peers_really_code(frames):
+    x264 = time_x264(frames, threads=1)
+    assert x264["bpp_mean"] > 0 and x264["total"]["median_ms"] > 0
+    assert time_jpeg(frames)["total"]["median_ms"] > 0
+
+
+def test_compressai_transforms_have_its_shapes():
+    # make install installs CompressAI, so this runs (and fails if the import shim breaks).
+    from benchmarks.compressai_ref import bmshj2018_factorized_transforms
+
+    g_a, g_s = bmshj2018_factorized_transforms()
+    with torch.inference_mode():
+        y = g_a(torch.rand(1, 3, 64, 96))
+        assert y.shape == (1, 192, 4, 6)
+        assert g_s(y).shape == (1, 3, 64, 96)
