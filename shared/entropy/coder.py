@@ -1,12 +1,16 @@
 """Exact entropy coding of integer latents with constriction's ANS coder.
 
-Bitstream of one latent tensor (decode order):
+Every value is coded with one row of a ``FrozenTables`` set; which row is the coder's
+*row assignment* (the factorized prior: the value's channel; the hyperprior: the Gaussian
+table its hyper-latents select). Bitstream of one set of values (decode order):
 
-1. for each channel ``c = 0 .. C-1``: ``h * w`` symbols in raster order, coded with the
-   categorical model of table row ``(level, c)``; symbol ``v - offset`` for in-support values,
-   the escape index ``length`` otherwise;
+1. for each table row ``r`` in ascending order: the values assigned to ``r``, in their
+   raster (channel-major) order, coded with the categorical model of row ``(level, r)``;
+   symbol ``v - offset`` for in-support values, the escape index ``length`` otherwise;
 2. for each escaped value, in the same order: its zig-zag code as two 16-bit halves (high
    half first) with a uniform model.
+
+For the factorized prior (rows = channels) this is simply channel after channel.
 
 The words are little-endian ``uint32``. Latent values are clamped to ``[-LATENT_LIMIT,
 LATENT_LIMIT]`` before coding; that bound is far outside anything the transforms produce
@@ -38,8 +42,8 @@ def _unzigzag(codes: np.ndarray) -> np.ndarray:
     return np.where(codes % 2 == 0, codes // 2, -(codes + 1) // 2)
 
 
-class LatentCoder:
-    """Codes ``(C, h, w)`` ``int32`` latents with frozen tables.
+class GroupedCoder:
+    """Codes integer values, each with the table row given by a row assignment.
 
     The constriction models are built once here (the explicit "update" step); encoding and
     decoding only index into them, so no probability is computed per frame.
@@ -58,51 +62,120 @@ class LatentCoder:
         ]
         self._uniform = constriction.stream.model.Uniform(_HALF)
 
-    def _check(self, level: int, channels: int) -> None:
+    def check_level(self, level: int) -> None:
         if not 0 <= level < self.tables.levels:
             raise ValueError(f"quality level {level} outside 0..{self.tables.levels - 1}")
+
+    def _symbols(self, values: np.ndarray, rows: np.ndarray, level: int):
+        values = np.clip(values.astype(np.int64), -LATENT_LIMIT, LATENT_LIMIT)
+        offsets = self.tables.offsets[level].astype(np.int64)[rows]
+        lengths = self.tables.lengths[level].astype(np.int64)[rows]
+        symbols = values - offsets
+        escaped = (symbols < 0) | (symbols >= lengths)
+        return values, np.where(escaped, lengths, symbols).astype(np.int32), escaped
+
+    @staticmethod
+    def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coding order (a stable sort by row), the rows present and their counts."""
+        order = np.argsort(rows, kind="stable")
+        present, counts = np.unique(rows[order], return_counts=True)
+        return order, present, counts
+
+    def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
+        """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""
+        self.check_level(level)
+        values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
+        rows = rows.ravel()
+        bits = 32.0 * int(escaped.sum())
+        for row in np.unique(rows):
+            table = self.tables.row(level, int(row))
+            chosen = symbols[rows == row]
+            bits += float(-np.log2(table[chosen] / table.sum()).sum())
+        return bits
+
+    def encode_into(self, coder, values: np.ndarray, rows: np.ndarray, level: int) -> None:
+        """Push ``values`` (any integer dtype) with row assignment ``rows`` (same size) onto
+        the ANS stack ``coder``; the decoder pops them with ``decode_from``."""
+        self.check_level(level)
+        values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
+        order, present, counts = self._groups(rows.ravel())
+        symbols, escaped, values = symbols[order], escaped[order], values[order]
+        escapes = values[escaped]
+        if escapes.size:
+            codes = _zigzag(escapes)
+            halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
+            coder.encode_reverse(halves.astype(np.int32), self._uniform)
+        models = self._models[level]
+        ends = np.cumsum(counts)
+        for row, end, count in zip(present[::-1], ends[::-1], counts[::-1], strict=True):
+            coder.encode_reverse(symbols[end - count : end], models[int(row)])
+
+    def decode_from(self, decoder, rows: np.ndarray, level: int) -> np.ndarray:
+        """Pop values for the row assignment ``rows``; returns ``int64`` of ``rows.shape``."""
+        self.check_level(level)
+        flat_rows = rows.ravel()
+        order, present, counts = self._groups(flat_rows)
+        models = self._models[level]
+        symbols = np.empty(flat_rows.size, dtype=np.int64)
+        start = 0
+        for row, count in zip(present, counts, strict=True):
+            symbols[start : start + count] = decoder.decode(models[int(row)], int(count))
+            start += count
+        sorted_rows = flat_rows[order]
+        lengths = self.tables.lengths[level].astype(np.int64)[sorted_rows]
+        escaped = symbols == lengths
+        values = symbols + self.tables.offsets[level].astype(np.int64)[sorted_rows]
+        n_escapes = int(escaped.sum())
+        if n_escapes:
+            halves = decoder.decode(self._uniform, 2 * n_escapes).astype(np.uint64)
+            codes = (halves[0::2] << 16) | halves[1::2]
+            values[escaped] = _unzigzag(codes)
+        out = np.empty_like(values)
+        out[order] = values
+        return out.reshape(rows.shape)
+
+
+def words_to_bytes(coder) -> bytes:
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def bytes_to_decoder(data: bytes):
+    if len(data) % 4:
+        raise CorruptPayload("payload length is not a multiple of 4 bytes")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    return constriction.stream.stack.AnsCoder(words)
+
+
+DECODE_ERRORS = (ValueError, RuntimeError, AssertionError)
+
+
+class LatentCoder(GroupedCoder):
+    """Factorized prior: codes ``(C, h, w)`` latents, channel ``c`` with table row ``c``."""
+
+    def _check(self, level: int, channels: int) -> None:
+        self.check_level(level)
         if channels != self.tables.channels:
             raise ValueError(f"expected {self.tables.channels} latent channels, got {channels}")
 
-    def information_bits(self, latents: np.ndarray, level: int) -> float:
+    @staticmethod
+    def channel_rows(shape: tuple[int, ...]) -> np.ndarray:
+        channels = shape[0]
+        return np.broadcast_to(np.arange(channels).reshape(-1, 1, 1), shape)
+
+    def information_bits(self, latents: np.ndarray, level: int) -> float:  # type: ignore[override]
         """The tables' information content of ``latents`` in bits: ``sum(-log2 p)`` over all
         symbols plus 32 bits per escaped value; the ideal size that ``encode`` approaches."""
         self._check(level, latents.shape[0])
-        flat = np.clip(latents.astype(np.int64), -LATENT_LIMIT, LATENT_LIMIT)
-        flat = flat.reshape(latents.shape[0], -1)
-        bits = 0.0
-        for c in range(flat.shape[0]):
-            row = self.tables.row(level, c)
-            symbols = flat[c] - int(self.tables.offsets[level, c])
-            length = int(self.tables.lengths[level, c])
-            escaped = (symbols < 0) | (symbols >= length)
-            symbols = np.where(escaped, length, symbols)
-            bits += float(-np.log2(row[symbols] / row.sum()).sum()) + 32.0 * int(escaped.sum())
-        return bits
+        return super().information_bits(latents, self.channel_rows(latents.shape), level)
 
     def encode(self, latents: np.ndarray, level: int) -> bytes:
         """Compress ``latents`` of shape ``(C, h, w)`` (any integer dtype) to bytes."""
         if latents.ndim != 3:
             raise ValueError("latents must have shape (C, h, w)")
         self._check(level, latents.shape[0])
-        latents = np.clip(latents.astype(np.int64), -LATENT_LIMIT, LATENT_LIMIT)
-        offsets = self.tables.offsets[level].astype(np.int64)[:, None]
-        lengths = self.tables.lengths[level].astype(np.int64)[:, None]
-        flat = latents.reshape(latents.shape[0], -1)
-        symbols = flat - offsets
-        escaped = (symbols < 0) | (symbols >= lengths)
-        symbols = np.where(escaped, lengths, symbols).astype(np.int32)
-
         coder = constriction.stream.stack.AnsCoder()
-        escapes = flat[escaped]  # channel-major raster order, as the decoder meets them
-        if escapes.size:
-            codes = _zigzag(escapes)
-            halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
-            coder.encode_reverse(halves.astype(np.int32), self._uniform)
-        models = self._models[level]
-        for c in range(flat.shape[0] - 1, -1, -1):
-            coder.encode_reverse(symbols[c], models[c])
-        return coder.get_compressed().astype("<u4").tobytes()
+        self.encode_into(coder, latents, self.channel_rows(latents.shape), level)
+        return words_to_bytes(coder)
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int, int]) -> np.ndarray:
         """Decompress bytes from ``encode`` into ``int32`` latents of ``shape = (C, h, w)``.
@@ -111,29 +184,13 @@ class LatentCoder:
         trailing data after the last symbol). A payload that decodes without such a sign is
         returned as decoded; integrity is the wire format's checksum's job.
         """
-        channels, height, width = shape
-        self._check(level, channels)
-        if len(data) % 4:
-            raise CorruptPayload("payload length is not a multiple of 4 bytes")
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        self._check(level, shape[0])
+        decoder = bytes_to_decoder(data)
         try:
-            decoder = constriction.stream.stack.AnsCoder(words)
-            models = self._models[level]
-            count = height * width
-            symbols = np.empty((channels, count), dtype=np.int64)
-            for c in range(channels):
-                symbols[c] = decoder.decode(models[c], count)
-            lengths = self.tables.lengths[level].astype(np.int64)[:, None]
-            escaped = symbols == lengths
-            values = symbols + self.tables.offsets[level].astype(np.int64)[:, None]
-            n_escapes = int(escaped.sum())
-            if n_escapes:
-                halves = decoder.decode(self._uniform, 2 * n_escapes).astype(np.uint64)
-                codes = (halves[0::2] << 16) | halves[1::2]
-                values[escaped] = _unzigzag(codes)
+            values = self.decode_from(decoder, self.channel_rows(shape), level)
             leftover = not decoder.is_empty()
-        except (ValueError, RuntimeError, AssertionError) as error:
+        except DECODE_ERRORS as error:
             raise CorruptPayload(f"entropy decoding failed: {error}") from error
         if leftover:
             raise CorruptPayload("payload has data left after the last symbol")
-        return values.reshape(shape).astype(np.int32)
+        return values.astype(np.int32)
