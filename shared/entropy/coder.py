@@ -74,12 +74,15 @@ class GroupedCoder:
         escaped = (symbols < 0) | (symbols >= lengths)
         return values, np.where(escaped, lengths, symbols).astype(np.int32), escaped
 
-    @staticmethod
-    def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Coding order (a stable sort by row), the rows present and their counts."""
-        order = np.argsort(rows, kind="stable")
-        present, counts = np.unique(rows[order], return_counts=True)
-        return order, present, counts
+    def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Coding order (a stable sort by row; ``None`` when already sorted), the rows
+        present and their counts. O(n): a bincount and a radix sort of 16-bit rows."""
+        counts = np.bincount(rows, minlength=self.tables.channels)
+        present = np.flatnonzero(counts)
+        order = None
+        if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
+            order = np.argsort(rows.astype(np.int16), kind="stable")
+        return order, present, counts[present]
 
     def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
         """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""
@@ -99,7 +102,8 @@ class GroupedCoder:
         self.check_level(level)
         values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
         order, present, counts = self._groups(rows.ravel())
-        symbols, escaped, values = symbols[order], escaped[order], values[order]
+        if order is not None:
+            symbols, escaped, values = symbols[order], escaped[order], values[order]
         escapes = values[escaped]
         if escapes.size:
             codes = _zigzag(escapes)
@@ -121,7 +125,7 @@ class GroupedCoder:
         for row, count in zip(present, counts, strict=True):
             symbols[start : start + count] = decoder.decode(models[int(row)], int(count))
             start += count
-        sorted_rows = flat_rows[order]
+        sorted_rows = flat_rows if order is None else flat_rows[order]
         lengths = self.tables.lengths[level].astype(np.int64)[sorted_rows]
         escaped = symbols == lengths
         values = symbols + self.tables.offsets[level].astype(np.int64)[sorted_rows]
@@ -130,9 +134,11 @@ class GroupedCoder:
             halves = decoder.decode(self._uniform, 2 * n_escapes).astype(np.uint64)
             codes = (halves[0::2] << 16) | halves[1::2]
             values[escaped] = _unzigzag(codes)
-        out = np.empty_like(values)
-        out[order] = values
-        return out.reshape(rows.shape)
+        if order is not None:
+            out = np.empty_like(values)
+            out[order] = values
+            values = out
+        return values.reshape(rows.shape)
 
 
 def words_to_bytes(coder) -> bytes:
