@@ -88,11 +88,11 @@ def time_ours(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         tensor = codec.to_tensor(rgb)
         t1 = time.perf_counter()
-        scaled = codec.transform(tensor, level)
+        analysis = codec.transform(tensor, level)
         t2 = time.perf_counter()
-        latents = codec.quantize(scaled)
+        latents = codec.quantize(analysis)
         t3 = time.perf_counter()
-        payload = codec.coder.encode(latents, level)
+        payload = codec.entropy_encode(latents, level)
         t4 = time.perf_counter()
         parts = wire.encode_frame(
             wire.FrameMessage("bench", index, 0, width, height, codec.model_hash, level, payload)
@@ -100,9 +100,9 @@ def time_ours(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
         t5 = time.perf_counter()
         message = wire.decode(parts)
         t6 = time.perf_counter()
-        decoded = codec.coder.decode(message.payload, message.level, shape)
+        decoded = codec.entropy_decode(message.payload, message.level, shape)
         t7 = time.perf_counter()
-        codec.synthesize(decoded, message.level, message.height, message.width)
+        codec.synthesize(decoded.y, message.level, message.height, message.width)
         t8 = time.perf_counter()
         if index == 0:
             continue

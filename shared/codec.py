@@ -13,13 +13,46 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import constriction
 import numpy as np
 import torch
 
-from .entropy.coder import LatentCoder
+from .entropy.coder import (
+    DECODE_ERRORS,
+    CorruptPayload,
+    GroupedCoder,
+    LatentCoder,
+    bytes_to_decoder,
+    words_to_bytes,
+)
+from .entropy.gaussian import SCALE_COUNT
+from .entropy.tables import FrozenTables
 from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
 from .modelfile import ModelFile, ModelFileError, load_model_file
+from .models.hyperprior import HyperpriorModel
+from .models.integer import IntegerNetwork
 from .registry import build_model, resolve_model_path
+
+#: Parameters that only training uses; model files do not carry them.
+TRAINING_ONLY_PREFIXES = ("density.", "h_s.")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Analysis output before rounding: ``scaled`` ``(1, M, h, w)`` float32 gained latents;
+    ``z`` the ``(hyper, ceil(h/4), ceil(w/4))`` ``int32`` hyper-latents (hyperprior only)."""
+
+    scaled: torch.Tensor
+    z: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Latents:
+    """What the bitstream carries: ``y`` ``(M, h, w)`` ``int32`` latents and, for the
+    hyperprior, ``z`` its ``int32`` hyper-latents."""
+
+    y: np.ndarray
+    z: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -98,14 +131,29 @@ class ImageCodec:
         state = {name: torch.from_numpy(value) for name, value in model_file.weights.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         # The training-time densities are replaced by the frozen tables.
-        missing = [name for name in missing if not name.startswith("density.")]
+        missing = [name for name in missing if not name.startswith(TRAINING_ONLY_PREFIXES)]
         if missing or unexpected:
             raise ModelFileError(f"model weights do not fit: missing {missing}, extra {unexpected}")
         # channels_last is oneDNN's fast layout for these convolutions (measured 1.2-3x).
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
-        self.coder = LatentCoder(model_file.tables)
-        if self.coder.tables.channels != model.config.latent:
-            raise ModelFileError("entropy tables do not match the model's latent channels")
+        self.hyper = isinstance(model, HyperpriorModel)
+        try:
+            if self.hyper:
+                model.integer_h_s = IntegerNetwork.from_tensors(model_file.extras, "integer/h_s/")
+                self.z_coder = GroupedCoder(model_file.tables)
+                self.coder = GroupedCoder(
+                    FrozenTables.from_tensors(model_file.extras, "scale_tables/")
+                )
+                if self.z_coder.tables.channels != model.config.hyper:
+                    raise ValueError("hyper-latent tables do not match the model")
+                if self.coder.tables.channels != SCALE_COUNT:
+                    raise ValueError("scale tables do not match the scale table")
+            else:
+                self.coder = LatentCoder(model_file.tables)
+                if self.coder.tables.channels != model.config.latent:
+                    raise ValueError("entropy tables do not match the model's latent channels")
+        except (KeyError, ValueError) as error:
+            raise ModelFileError(f"model file has unusable entropy data: {error}") from error
 
     @classmethod
     def load(cls, name_or_path: str, device: str = "cpu", precision: str = "fp32") -> ImageCodec:
@@ -152,20 +200,77 @@ class ImageCodec:
         return tensor.contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def transform(self, tensor: torch.Tensor, level: int) -> torch.Tensor:
-        """Gained float32 latents ``g_a(x) * gain[level]``, shape ``(1, M, h, w)``."""
+    def transform(self, tensor: torch.Tensor, level: int) -> Analysis:
+        """Gained float32 latents ``g_a(x) * gain[level]``, shape ``(1, M, h, w)``, and for
+        the hyperprior the integer hyper-latents."""
         with self._autocast():
             code = self.model.g_a(tensor)
-        return code.float() * self.model.gain(level)
+            z = None
+            if self.hyper:
+                z = torch.round(self.model.hyper_latents(code).float())
+                z = z[0].to(torch.int32).cpu().numpy()
+        return Analysis(code.float() * self.model.gain(level), z)
 
     @staticmethod
-    def quantize(scaled: torch.Tensor) -> np.ndarray:
+    def quantize(analysis: Analysis) -> Latents:
         """Round gained latents to the ``(M, h, w)`` ``int32`` symbols of the bitstream."""
-        return torch.round(scaled[0]).to(torch.int32).cpu().numpy()
+        y = torch.round(analysis.scaled[0]).to(torch.int32).cpu().numpy()
+        return Latents(y, analysis.z)
 
     def analyze(self, rgb: np.ndarray, level: int) -> np.ndarray:
         """Integer latents ``(M, h, w)`` ``int32`` of an ``(H, W, 3)`` ``uint8`` RGB frame."""
+        return self.analyze_all(rgb, level).y
+
+    def analyze_all(self, rgb: np.ndarray, level: int) -> Latents:
+        """Everything the bitstream carries for one frame (latents and hyper-latents)."""
         return self.quantize(self.transform(self.to_tensor(rgb), level))
+
+    def hyper_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        _, height, width = shape
+        return self.model.config.hyper, -(-height // 4), -(-width // 4)
+
+    def entropy_encode(self, latents: Latents, level: int) -> bytes:
+        """The payload of one frame: ANS words (``uint32`` little-endian) as bytes."""
+        if not self.hyper:
+            return self.coder.encode(latents.y, level)
+        self.check_level(level)
+        z = latents.z
+        if z is None or z.shape != self.hyper_shape(latents.y.shape):
+            raise ValueError("the hyperprior needs hyper-latents of the latents' shape")
+        indices = self.model.table_indices(z, level, latents.y.shape[1:])
+        coder = constriction.stream.stack.AnsCoder()
+        self.coder.encode_into(coder, latents.y, indices, 0)  # popped last
+        self.z_coder.encode_into(coder, z, LatentCoder.channel_rows(z.shape), 0)
+        return words_to_bytes(coder)
+
+    def information_bits(self, latents: Latents, level: int) -> float:
+        """The tables' information content of ``latents`` (``sum(-log2 p)`` plus 32 bits per
+        escape): the size ``entropy_encode`` approaches, in bits."""
+        if not self.hyper:
+            return self.coder.information_bits(latents.y, level)
+        indices = self.model.table_indices(latents.z, level, latents.y.shape[1:])
+        rows = LatentCoder.channel_rows(latents.z.shape)
+        return self.coder.information_bits(latents.y, indices, 0) + (
+            self.z_coder.information_bits(latents.z, rows, 0)
+        )
+
+    def entropy_decode(self, payload: bytes, level: int, shape: tuple[int, int, int]) -> Latents:
+        """Inverse of ``entropy_encode``; raises ``CorruptPayload`` on bad data."""
+        if not self.hyper:
+            return Latents(self.coder.decode(payload, level, shape), None)
+        self.check_level(level)
+        decoder = bytes_to_decoder(payload)
+        z_shape = self.hyper_shape(shape)
+        try:
+            z = self.z_coder.decode_from(decoder, LatentCoder.channel_rows(z_shape), 0)
+            indices = self.model.table_indices(z, level, shape[1:])
+            y = self.coder.decode_from(decoder, indices, 0)
+            leftover = not decoder.is_empty()
+        except DECODE_ERRORS as error:
+            raise CorruptPayload(f"entropy decoding failed: {error}") from error
+        if leftover:
+            raise CorruptPayload("payload has data left after the last symbol")
+        return Latents(y.astype(np.int32), z.astype(np.int32))
 
     @torch.inference_mode()
     def synthesize(self, latents: np.ndarray, level: int, height: int, width: int) -> np.ndarray:
@@ -182,12 +287,12 @@ class ImageCodec:
         """Code one frame (any size up to 4096x4096, gray/RGB/BGR ``uint8``)."""
         self.check_level(level)
         rgb = to_rgb(frame, color_order)
-        payload = self.coder.encode(self.analyze(rgb, level), level)
+        payload = self.entropy_encode(self.analyze_all(rgb, level), level)
         return CompressedFrame(payload, rgb.shape[0], rgb.shape[1], level)
 
     def decompress(self, frame: CompressedFrame) -> np.ndarray:
         """``(H, W, 3)`` ``uint8`` RGB reconstruction. Raises ``CorruptPayload`` on bad data."""
         self.check_level(frame.level)
         shape = self.latent_shape(frame.height, frame.width)
-        latents = self.coder.decode(frame.payload, frame.level, shape)
-        return self.synthesize(latents, frame.level, frame.height, frame.width)
+        latents = self.entropy_decode(frame.payload, frame.level, shape)
+        return self.synthesize(latents.y, frame.level, frame.height, frame.width)

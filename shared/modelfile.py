@@ -5,6 +5,9 @@ Layout of a ``.safetensors`` model file:
 - tensors ``weights/<name>``: the transform parameters (``float32``);
 - tensors ``tables/freqs``, ``tables/offsets``, ``tables/lengths``: the frozen entropy tables
   (``int32``, see ``shared.entropy.tables``);
+- optional further tensors under other prefixes that an architecture needs, e.g. the
+  hyperprior's ``integer/h_s/*`` (its fixed-point prior network) and ``scale_tables/*``
+  (its Gaussian tables, laid out like ``tables/*``);
 - metadata key ``latentcast``: JSON with ``format_version``, ``architecture``, ``config``
   (the architecture's dataclass as a dict), ``card`` (free-form provenance) and
   ``content_sha256``.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,7 @@ class ModelFile:
     tables: FrozenTables
     card: dict
     content_sha256: str
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def short_hash(self) -> str:
@@ -64,11 +68,15 @@ def content_hash(architecture: str, config: dict, tensors: dict[str, np.ndarray]
     return digest.hexdigest()
 
 
-def _tensors(weights: dict[str, np.ndarray], tables: FrozenTables) -> dict[str, np.ndarray]:
+def _tensors(
+    weights: dict[str, np.ndarray], tables: FrozenTables, extras: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     tensors = {f"weights/{name}": np.ascontiguousarray(value) for name, value in weights.items()}
-    tensors["tables/freqs"] = tables.freqs.astype(np.int32)
-    tensors["tables/offsets"] = tables.offsets.astype(np.int32)
-    tensors["tables/lengths"] = tables.lengths.astype(np.int32)
+    for name, value in extras.items():
+        if name.startswith(("weights/", "tables/")):
+            raise ValueError(f"extra tensor {name!r} uses a reserved prefix")
+        tensors[name] = np.ascontiguousarray(value)
+    tensors |= tables.to_tensors("tables/")
     return tensors
 
 
@@ -79,10 +87,11 @@ def save_model_file(
     weights: dict[str, np.ndarray],
     tables: FrozenTables,
     card: dict,
+    extras: dict[str, np.ndarray] | None = None,
 ) -> str:
     """Write a model file; returns its ``content_sha256``."""
     tables.validate()
-    tensors = _tensors(weights, tables)
+    tensors = _tensors(weights, tables, extras or {})
     sha = content_hash(architecture, config, tensors)
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -149,6 +158,11 @@ def load_model_file(path: str | Path) -> ModelFile:
         for name, value in tensors.items()
         if name.startswith("weights/")
     }
+    extras = {
+        name: value
+        for name, value in tensors.items()
+        if not name.startswith(("weights/", "tables/"))
+    }
     return ModelFile(
         architecture=architecture,
         config=config,
@@ -156,4 +170,5 @@ def load_model_file(path: str | Path) -> ModelFile:
         tables=tables,
         card=dict(meta.get("card", {})),
         content_sha256=actual,
+        extras=extras,
     )

@@ -8,6 +8,7 @@ from torch import nn
 
 from .models.dense import DenseConfig, DenseModel
 from .models.factorized import FactorizedConfig, FactorizedModel
+from .models.hyperprior import HyperpriorConfig, HyperpriorModel
 from .models.realtime import RealtimeConfig, RealtimeModel
 from .models.sparse import SparseConfig, SparseModel
 
@@ -19,6 +20,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "dense": (DenseModel, DenseConfig),
     "sparse": (SparseModel, SparseConfig),
     "realtime": (RealtimeModel, RealtimeConfig),
+    "hyperprior": (HyperpriorModel, HyperpriorConfig),
 }
 
 #: shipped model name -> (file in ``ZOO_DIR``, its pinned content SHA-256). The pin makes a

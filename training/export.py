@@ -8,8 +8,12 @@ from pathlib import Path
 
 import torch
 
+from shared.codec import TRAINING_ONLY_PREFIXES
+from shared.entropy.gaussian import gaussian_tables, scale_table
 from shared.entropy.tables import tables_from_cdf
 from shared.modelfile import save_model_file
+from shared.models.hyperprior import HyperpriorModel
+from shared.models.integer import IntegerNetwork
 from shared.registry import build_model
 
 SEARCH_RADIUS = 1024
@@ -25,17 +29,23 @@ def export(checkpoint: str | Path, out: str | Path, card_path: str | Path | None
     model = build_model(state["architecture"], state["model_config"])
     model.load_state_dict(state["model"])
     model.eval()
+    hyper = isinstance(model, HyperpriorModel)
+    # The hyperprior's factorized density is z's: one level, ``hyper`` channels.
     tables = tables_from_cdf(
         lambda level: model.density_cdf(level, SEARCH_RADIUS).numpy(),
-        levels=model.config.levels,
-        channels=model.config.latent,
+        levels=1 if hyper else model.config.levels,
+        channels=model.config.hyper if hyper else model.config.latent,
         search_radius=SEARCH_RADIUS,
     )
-    # The densities are training-time only: the tables replace them in the model file.
+    extras = {}
+    if hyper:
+        extras |= IntegerNetwork.from_sequential(model.h_s).to_tensors("integer/h_s/")
+        extras |= gaussian_tables(scale_table()).to_tensors("scale_tables/")
+    # Training-time parts (densities, the float h_s) are replaced by tables and integers.
     weights = {
         name: tensor.detach().float().numpy()
         for name, tensor in model.state_dict().items()
-        if not name.startswith("density.")
+        if not name.startswith(TRAINING_ONLY_PREFIXES)
     }
     card = {
         "checkpoint_step": int(state["step"]),
@@ -45,4 +55,6 @@ def export(checkpoint: str | Path, out: str | Path, card_path: str | Path | None
     }
     if card_path:
         card |= json.loads(Path(card_path).read_text())
-    return save_model_file(out, model.architecture, model.config.to_dict(), weights, tables, card)
+    return save_model_file(
+        out, model.architecture, model.config.to_dict(), weights, tables, card, extras
+    )

@@ -61,7 +61,10 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 def rd_terms(output: dict, image: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
     pixels = image.shape[0] * image.shape[2] * image.shape[3]
-    bpp = -torch.log2(output["likelihoods"]).sum() / pixels
+    likelihoods = output["likelihoods"]  # a tensor, or a list (e.g. latents, hyper-latents)
+    if isinstance(likelihoods, torch.Tensor):
+        likelihoods = [likelihoods]
+    bpp = sum(-torch.log2(part).sum() for part in likelihoods) / pixels
     mse = torch.mean((output["x_hat"] - image) ** 2)
     loss = bpp + lam * 255**2 * mse
     if "penalty" in output:  # e.g. the sparse model's KL sparsity term
@@ -82,10 +85,8 @@ def validate(model, images: list[torch.Tensor], device: torch.device) -> list[di
         bpp, psnr = [], []
         for image in images:
             image = image.to(device)
-            latents = model.analyze(image, level)
-            x_hat = model.synthesize(latents, level)
-            bits = -torch.log2(model.density.likelihood(latents, level)).sum()
-            bpp.append(float(bits) / (image.shape[2] * image.shape[3]))
+            x_hat, bits = model.estimated_bits(image, level)
+            bpp.append(bits / (image.shape[2] * image.shape[3]))
             psnr.append(psnr_from_mse(float(torch.mean((x_hat - image) ** 2))))
         results.append({"level": level, "bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)})
     model.train()

@@ -61,6 +61,25 @@ class FrozenTables:
                 if row.min() < 1 or int(row.sum()) != TABLE_TOTAL:
                     raise ValueError(f"table row ({k}, {c}) is not a valid distribution")
 
+    def to_tensors(self, prefix: str) -> dict[str, np.ndarray]:
+        """``{prefix}freqs``, ``{prefix}offsets``, ``{prefix}lengths`` as ``int32``."""
+        return {
+            f"{prefix}freqs": self.freqs.astype(np.int32),
+            f"{prefix}offsets": self.offsets.astype(np.int32),
+            f"{prefix}lengths": self.lengths.astype(np.int32),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], prefix: str) -> FrozenTables:
+        """Inverse of ``to_tensors``; raises ``KeyError`` or ``ValueError`` when invalid."""
+        tables = cls(
+            freqs=tensors[f"{prefix}freqs"],
+            offsets=tensors[f"{prefix}offsets"],
+            lengths=tensors[f"{prefix}lengths"],
+        )
+        tables.validate()
+        return tables
+
     def row(self, level: int, channel: int) -> np.ndarray:
         """Frequencies of one channel including the escape symbol, as ``int64``."""
         return self.freqs[level, channel, : self.lengths[level, channel] + 1].astype(np.int64)

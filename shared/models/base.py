@@ -105,6 +105,13 @@ class GainedLatentModel(nn.Module):
         return self.g_s(latents * self.inverse_gain(level)).clamp_(0, 1)
 
     @torch.no_grad()
+    def estimated_bits(self, image: torch.Tensor, level: int) -> tuple[torch.Tensor, float]:
+        """``(x_hat, bits)`` with rounded latents and the float density (validation)."""
+        latents = self.analyze(image, level)
+        bits = -torch.log2(self.density.likelihood(latents, level)).sum()
+        return self.synthesize(latents, level), float(bits)
+
+    @torch.no_grad()
     def density_cdf(self, level: int, radius: int) -> torch.Tensor:
         """CDF of each channel at ``-radius - 0.5 .. radius + 0.5``: ``(M, 2 * radius + 2)``."""
         points = torch.arange(-radius, radius + 2, dtype=torch.float64) - 0.5

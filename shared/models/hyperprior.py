@@ -1,0 +1,144 @@
+"""``hyperprior``: a scale hyperprior (Ballé et al., 2018) with a device-exact prior network.
+
+``g_a``/``g_s`` are the factorized model's transforms (stride 16, ``latent`` channels). The
+hyper-analysis ``h_a`` maps the un-gained code ``|g_a(x)|`` to hyper-latents ``z``
+``(B, hyper, ceil(h/4), ceil(w/4))``, coded with a learned factorized density (one level:
+``z`` does not depend on the quality level). The hyper-synthesis ``h_s`` maps the rounded
+``z`` to the log standard deviation of each un-gained latent; adding the level's log gain
+gives the log scale of the gained latent, which selects one of ``SCALE_COUNT`` frozen
+Gaussian tables.
+
+In training ``h_s`` runs in floating point. At export it becomes an ``IntegerNetwork``, and
+``table_indices`` computes the table index of every latent in integer arithmetic only, so
+the encoder and any decoder, on any device, pick the same tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..entropy.density import LIKELIHOOD_FLOOR, FactorizedDensity
+from ..entropy.gaussian import SCALE_COUNT, SCALE_MAX, SCALE_MIN
+from .base import DEFAULT_LAMBDAS, ConfigMixin, GainedLatentModel
+from .integer import ACT_BITS, IntegerNetwork
+from .layers import analysis_stack, conv, synthesis_stack
+
+#: Up to 2 bpp on Kodak: two levels above ``DEFAULT_LAMBDAS``.
+HYPERPRIOR_LAMBDAS = (*DEFAULT_LAMBDAS, 0.0932, 0.18)
+
+
+@dataclass
+class HyperpriorConfig(ConfigMixin):
+    """``hidden``/``latent``: channels of ``g_a``/``g_s`` (as ``factorized``); ``hyper``:
+    channels of ``h_a``/``h_s`` and of ``z``; ``lambdas``: one weight per quality level."""
+
+    hidden: int = 64
+    latent: int = 96
+    hyper: int = 64
+    lambdas: tuple[float, ...] = field(default_factory=lambda: HYPERPRIOR_LAMBDAS)
+
+
+def _log_scale_bounds() -> tuple[float, float]:
+    return math.log(SCALE_MIN), math.log(SCALE_MAX)
+
+
+class HyperpriorModel(GainedLatentModel):
+    architecture = "hyperprior"
+    stride = 16
+
+    def __init__(self, config: HyperpriorConfig) -> None:
+        super().__init__(config.latent, config.levels)
+        self.config = config
+        hyper = config.hyper
+        self.g_a = analysis_stack(config.hidden, config.latent)
+        self.g_s = synthesis_stack(config.latent, config.hidden)
+        self.h_a = nn.Sequential(
+            conv(config.latent, hyper, 3),
+            nn.ReLU(),
+            conv(hyper, hyper, 3, 2),
+            nn.ReLU(),
+            conv(hyper, hyper, 3, 2),
+        )
+        self.h_s = nn.Sequential(
+            conv(hyper, hyper, 3),
+            nn.ReLU(),
+            conv(hyper, 4 * hyper, 3),
+            nn.PixelShuffle(2),
+            nn.ReLU(),
+            conv(hyper, 4 * config.latent, 3),
+            nn.PixelShuffle(2),
+        )
+        # z's density; ``self.density`` (from the base class) is unused by this model.
+        self.density = FactorizedDensity(hyper, 1)
+        self.integer_h_s: IntegerNetwork | None = None
+
+    def hyper_latents(self, code: torch.Tensor) -> torch.Tensor:
+        """Un-rounded ``z`` of the un-gained code ``(B, latent, h, w)``."""
+        return self.h_a(code.abs())
+
+    def log_scales(self, z_hat: torch.Tensor, level: int, size: tuple[int, int]) -> torch.Tensor:
+        """Float log standard deviations of the gained latents (training and evaluation)."""
+        log_sigma = self.h_s(z_hat)[:, :, : size[0], : size[1]]
+        low, high = _log_scale_bounds()
+        return (log_sigma + self.log_gain[level].view(1, -1, 1, 1)).clamp(low, high)
+
+    def forward(self, image: torch.Tensor, level: int) -> dict:
+        code = self.g_a(image)
+        latents = code * self.gain(level)
+        z = self.hyper_latents(code)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_rounded = z + (torch.round(z) - z).detach()
+        scales = self.log_scales(z_rounded, level, latents.shape[2:]).exp()
+        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
+        rounded = latents + (torch.round(latents) - latents).detach()
+        return {
+            "x_hat": self.g_s(rounded * self.inverse_gain(level)),
+            "likelihoods": [
+                gaussian_likelihood(noisy, scales),
+                self.density.likelihood(z_noisy, 0),
+            ],
+        }
+
+    @torch.no_grad()
+    def density_cdf(self, level: int, radius: int) -> torch.Tensor:
+        """CDF of ``z``'s density (one level whatever ``level``); see the base class."""
+        points = torch.arange(-radius, radius + 2, dtype=torch.float64) - 0.5
+        return self.density.cdf(points, 0)
+
+    @torch.no_grad()
+    def estimated_bits(self, image: torch.Tensor, level: int) -> tuple[torch.Tensor, float]:
+        """``(x_hat, bits)`` with rounded latents and the float entropy models (validation)."""
+        code = self.g_a(image)
+        latents = torch.round(code * self.gain(level))
+        z = torch.round(self.hyper_latents(code))
+        scales = self.log_scales(z, level, latents.shape[2:]).exp()
+        bits = -torch.log2(gaussian_likelihood(latents, scales)).sum()
+        bits += -torch.log2(self.density.likelihood(z, 0)).sum()
+        x_hat = self.g_s(latents * self.inverse_gain(level)).clamp(0, 1)
+        return x_hat, float(bits)
+
+    def table_indices(self, z: np.ndarray, level: int, size: tuple[int, int]) -> np.ndarray:
+        """Gaussian table index ``(latent, h, w)`` ``int64`` of each latent, from the integer
+        hyper-latents ``z`` ``(hyper, ceil(h/4), ceil(w/4))``, in integer arithmetic only."""
+        if self.integer_h_s is None:
+            raise RuntimeError("the integer hyper-synthesis is not loaded (export the model)")
+        log_sigma = self.integer_h_s.run(z)[:, : size[0], : size[1]]
+        log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
+        low, high = (round(v * 2**ACT_BITS) for v in _log_scale_bounds())
+        log_scale = np.clip(log_sigma + log_gain.astype(np.int64)[:, None, None], low, high)
+        steps = SCALE_COUNT - 1
+        return ((log_scale - low) * steps + (high - low) // 2) // (high - low)
+
+
+def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Mass of ``N(0, scales^2)`` on the unit interval around each value, floored."""
+    scales = scales.clamp_min(SCALE_MIN)
+    upper = (0.5 - values.abs()) / scales
+    lower = (-0.5 - values.abs()) / scales
+    mass = 0.5 * (torch.erfc(-upper / math.sqrt(2)) - torch.erfc(-lower / math.sqrt(2)))
+    return mass.clamp_min(LIKELIHOOD_FLOOR)

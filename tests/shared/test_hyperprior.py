@@ -1,0 +1,95 @@
+"""The hyperprior's prior network is exact integer arithmetic, so every device picks the same
+tables; its Gaussian tables are valid; its bitstream round-trips exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from shared.entropy.gaussian import SCALE_COUNT, gaussian_tables, scale_table
+from shared.models.hyperprior import HyperpriorConfig, HyperpriorModel
+from shared.models.integer import (
+    ACT_BITS,
+    ACT_LIMIT_BITS,
+    INPUT_LIMIT_BITS,
+    WEIGHT_BITS,
+    IntegerNetwork,
+)
+
+
+def reference_run(network: IntegerNetwork, inputs: np.ndarray) -> np.ndarray:
+    """The same network in pure int64 arithmetic (no floating point, no BLAS)."""
+    limit = 2**INPUT_LIMIT_BITS
+    act = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
+    for layer in network.layers:
+        if layer[0] == "conv":
+            weight, bias = layer[1].astype(np.int64), layer[2]
+            k = weight.shape[2]
+            padded = np.pad(act, ((0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+            windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))
+            acc = np.einsum("chwij,ocij->ohw", windows, weight) + bias[:, None, None]
+            act = np.clip(acc >> WEIGHT_BITS, -(2**ACT_LIMIT_BITS), 2**ACT_LIMIT_BITS)
+        elif layer[0] == "relu":
+            act = np.maximum(act, 0)
+        else:
+            f = layer[1]
+            c, h, w = act.shape
+            act = act.reshape(c // f // f, f, f, h, w).transpose(0, 3, 1, 4, 2)
+            act = act.reshape(c // f // f, h * f, w * f)
+    return act
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = HyperpriorModel(HyperpriorConfig(hidden=8, latent=16, hyper=12, lambdas=(0.01, 0.1)))
+    model.integer_h_s = IntegerNetwork.from_sequential(model.h_s)
+    return model
+
+
+@pytest.mark.parametrize("scale", [1, 20, 10**6])
+def test_integer_network_is_exact(model, scale):
+    rng = np.random.default_rng(scale)
+    z = rng.integers(-scale, scale + 1, size=(12, 5, 7))
+    out = model.integer_h_s.run(z)
+    np.testing.assert_array_equal(out, reference_run(model.integer_h_s, z))
+    assert out.shape == (16, 20, 28)
+
+
+def test_integer_network_follows_the_float_network(model):
+    z = np.random.default_rng(1).integers(-3, 4, size=(12, 4, 4))
+    with torch.no_grad():
+        expected = model.h_s(torch.from_numpy(z).float().unsqueeze(0))[0].numpy()
+    got = model.integer_h_s.run(z) / 2**ACT_BITS
+    assert np.abs(got - expected).max() < 0.05
+
+
+def test_integer_network_survives_its_tensor_form(model):
+    tensors = model.integer_h_s.to_tensors("p/")
+    again = IntegerNetwork.from_tensors(tensors, "p/")
+    z = np.random.default_rng(2).integers(-5, 6, size=(12, 3, 3))
+    np.testing.assert_array_equal(again.run(z), model.integer_h_s.run(z))
+    tensors["p/0.weight"] = tensors["p/0.weight"].astype(np.float32)
+    with pytest.raises(ValueError):
+        IntegerNetwork.from_tensors(tensors, "p/")
+
+
+def test_table_indices_in_range_and_thread_independent(model):
+    z = np.random.default_rng(3).integers(-40, 41, size=(12, 3, 4))
+    torch.set_num_threads(1)
+    one = model.table_indices(z, 1, (10, 13))
+    torch.set_num_threads(2)
+    two = model.table_indices(z, 1, (10, 13))
+    np.testing.assert_array_equal(one, two)
+    assert one.shape == (16, 10, 13)
+    assert one.min() >= 0 and one.max() < SCALE_COUNT
+
+
+def test_gaussian_tables_are_valid_and_widen_with_scale():
+    scales = scale_table()
+    tables = gaussian_tables(scales)
+    tables.validate()
+    assert tables.channels == len(scales) == SCALE_COUNT
+    assert list(tables.lengths[0]) == sorted(tables.lengths[0])
+    # The narrowest table puts nearly all mass on zero.
+    row = tables.row(0, 0)
+    assert row[-tables.offsets[0, 0]] > 0.99 * row.sum()
