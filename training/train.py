@@ -47,6 +47,9 @@ class TrainConfig:
     validate_every: int = 1000
     log_every: int = 25
     validation_crop: int = 256
+    # Start from the weights of this checkpoint (.pt) or model file (.safetensors) wherever
+    # names and shapes match (e.g. a hyperprior from a trained factorized model).
+    init_from: str = ""
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -91,6 +94,23 @@ def validate(model, images: list[torch.Tensor], device: torch.device) -> list[di
         results.append({"level": level, "bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)})
     model.train()
     return results
+
+
+def initialize_from(model, path: str) -> int:
+    """Copy every tensor of ``path`` whose name and shape match one of ``model``'s; returns
+    how many were copied (``ValueError`` when none)."""
+    if path.endswith(".safetensors"):
+        from shared.modelfile import load_model_file
+
+        source = {k: torch.from_numpy(v) for k, v in load_model_file(path).weights.items()}
+    else:
+        source = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    own = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ValueError(f"no tensor of {path} fits the model")
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
 
 
 def save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig, elapsed: float):
@@ -156,6 +176,10 @@ def train(config: TrainConfig) -> Path:
     validation_images = center_crops(validation_files[:8], config.validation_crop)
 
     model = build_model(config.architecture, json.loads(config.model_config) or None).to(device)
+    if config.init_from and not checkpoint_path.exists():
+        loaded = initialize_from(model, config.init_from)
+        if rank == 0:
+            print(f"initialised {loaded} tensors from {config.init_from}", flush=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, elapsed = 0, 0.0
     if checkpoint_path.exists():

@@ -1,6 +1,7 @@
 """``hyperprior``: a scale hyperprior (Ballé et al., 2018) with a device-exact prior network.
 
-``g_a``/``g_s`` are the factorized model's transforms (stride 16, ``latent`` channels). The
+``g_a``/``g_s`` are the ``factorized`` model's transforms or, with ``transforms="realtime"``,
+the real-time model's (stride 16, ``latent`` channels either way). The
 hyper-analysis ``h_a`` maps the un-gained code ``|g_a(x)|`` to hyper-latents ``z``
 ``(B, hyper, ceil(h/4), ceil(w/4))``, coded with a learned factorized density (one level:
 ``z`` does not depend on the quality level). The hyper-synthesis ``h_s`` maps the rounded
@@ -27,6 +28,7 @@ from ..entropy.gaussian import SCALE_COUNT, SCALE_MAX, SCALE_MIN
 from .base import DEFAULT_LAMBDAS, ConfigMixin, GainedLatentModel
 from .integer import ACT_BITS, IntegerNetwork
 from .layers import analysis_stack, conv, synthesis_stack
+from .realtime import realtime_analysis, realtime_synthesis
 
 #: Up to 2 bpp on Kodak: two levels above ``DEFAULT_LAMBDAS``.
 HYPERPRIOR_LAMBDAS = (*DEFAULT_LAMBDAS, 0.0932, 0.18)
@@ -34,10 +36,14 @@ HYPERPRIOR_LAMBDAS = (*DEFAULT_LAMBDAS, 0.0932, 0.18)
 
 @dataclass
 class HyperpriorConfig(ConfigMixin):
-    """``hidden``/``latent``: channels of ``g_a``/``g_s`` (as ``factorized``); ``hyper``:
-    channels of ``h_a``/``h_s`` and of ``z``; ``lambdas``: one weight per quality level."""
+    """``transforms``: ``"factorized"`` (channels ``hidden``) or ``"realtime"`` (channels
+    ``fine``/``coarse``); ``latent``: latent channels; ``hyper``: channels of ``h_a``/``h_s``
+    and of ``z``; ``lambdas``: one weight per quality level."""
 
+    transforms: str = "factorized"
     hidden: int = 64
+    fine: int = 48
+    coarse: int = 96
     latent: int = 96
     hyper: int = 64
     lambdas: tuple[float, ...] = field(default_factory=lambda: HYPERPRIOR_LAMBDAS)
@@ -55,8 +61,14 @@ class HyperpriorModel(GainedLatentModel):
         super().__init__(config.latent, config.levels)
         self.config = config
         hyper = config.hyper
-        self.g_a = analysis_stack(config.hidden, config.latent)
-        self.g_s = synthesis_stack(config.latent, config.hidden)
+        if config.transforms == "factorized":
+            self.g_a = analysis_stack(config.hidden, config.latent)
+            self.g_s = synthesis_stack(config.latent, config.hidden)
+        elif config.transforms == "realtime":
+            self.g_a = realtime_analysis(config.fine, config.coarse, config.latent)
+            self.g_s = realtime_synthesis(config.fine, config.coarse, config.latent)
+        else:
+            raise ValueError(f"unknown transforms {config.transforms!r}")
         self.h_a = nn.Sequential(
             conv(config.latent, hyper, 3),
             nn.ReLU(),
@@ -70,7 +82,9 @@ class HyperpriorModel(GainedLatentModel):
             conv(hyper, 4 * hyper, 3),
             nn.PixelShuffle(2),
             nn.ReLU(),
-            conv(hyper, 4 * config.latent, 3),
+            # 1x1: at 1/32 resolution a 3x3 layer would cost 9x the time of the rest of
+            # the (exact, float64) prior network.
+            conv(hyper, 4 * config.latent, 1),
             nn.PixelShuffle(2),
         )
         # z's density; ``self.density`` (from the base class) is unused by this model.

@@ -9,7 +9,7 @@ activations ``round(a * 2**ACT_BITS)``; each layer is
     acc = sum(weight_q * act_q) + bias_q           (exact integer arithmetic)
     act_q' = floor(acc / 2**WEIGHT_BITS)           (back to ACT_BITS fractional bits)
 
-The sums are carried out in float64 matrix products (BLAS), which are exact here because
+The sums are carried out in float64 matrix products (PyTorch's CPU BLAS), exact here because
 every operand and every partial sum is an integer of magnitude below 2**53: inputs are
 clipped to ``2**INPUT_LIMIT_BITS``, activations to ``2**ACT_LIMIT_BITS``, weights to
 ``2**WEIGHT_LIMIT_BITS``, and a layer has at most ``2**FAN_IN_LIMIT_BITS`` terms, with
@@ -24,7 +24,9 @@ stride 1, "same" padding; ``ReLU``; ``PixelShuffle``.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 WEIGHT_BITS = 12
 ACT_BITS = 8
@@ -116,35 +118,29 @@ class IntegerNetwork:
         """Run on integer inputs ``(C, H, W)``; returns ``(C', H', W')`` int64 activations
         with ``ACT_BITS`` fractional bits (divide by ``2**ACT_BITS`` for real values)."""
         limit = 2**INPUT_LIMIT_BITS
-        act = np.clip(inputs.astype(np.int64), -limit, limit).astype(np.float64) * 2**ACT_BITS
-        for layer in self.layers:
-            if layer[0] == "conv":
-                act = _conv_same_exact(act, layer[1], layer[2])
-            elif layer[0] == "relu":
-                act = np.maximum(act, 0.0)
-            else:
-                act = _pixel_shuffle(act, layer[1])
-        return act.astype(np.int64)
+        clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
+        act = torch.from_numpy(clipped.astype(np.float64)).unsqueeze(0)
+        with torch.inference_mode():
+            for layer in self.layers:
+                if layer[0] == "conv":
+                    act = _conv_same_exact(act, layer[1], layer[2])
+                elif layer[0] == "relu":
+                    act = act.clamp_min(0.0)
+                else:
+                    act = F.pixel_shuffle(act, layer[1])
+        return act[0].numpy().astype(np.int64)
 
 
-def _conv_same_exact(act: np.ndarray, weight_q: np.ndarray, bias_q: np.ndarray) -> np.ndarray:
-    channels, height, width = act.shape
+def _conv_same_exact(act: torch.Tensor, weight_q: np.ndarray, bias_q: np.ndarray) -> torch.Tensor:
+    """One layer on ``(1, C, H, W)`` float64 integer values; im2col (``unfold`` copies values
+    exactly) and a float64 matrix product whose every partial sum is an integer < 2**53."""
+    _, channels, height, width = act.shape
     out_channels, in_channels, k, _ = weight_q.shape
     if in_channels != channels:
         raise ValueError(f"integer convolution expects {in_channels} channels, got {channels}")
-    pad = k // 2
-    padded = np.pad(act, ((0, 0), (pad, pad), (pad, pad)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))
-    columns = windows.transpose(1, 2, 0, 3, 4).reshape(height * width, channels * k * k)
-    acc = columns @ weight_q.reshape(out_channels, -1).T.astype(np.float64)
-    acc += bias_q.astype(np.float64)
-    out = np.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
+    columns = F.unfold(act, k, padding=k // 2)[0]  # (C * k * k, H * W)
+    weight = torch.from_numpy(weight_q.reshape(out_channels, -1).astype(np.float64))
+    acc = weight @ columns + torch.from_numpy(bias_q.astype(np.float64)).unsqueeze(1)
+    out = torch.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
     limit = float(2**ACT_LIMIT_BITS)
-    return np.clip(out, -limit, limit).T.reshape(out_channels, height, width)
-
-
-def _pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
-    channels, height, width = act.shape
-    out = channels // (factor * factor)
-    act = act.reshape(out, factor, factor, height, width).transpose(0, 3, 1, 4, 2)
-    return act.reshape(out, height * factor, width * factor)
+    return out.clamp_(-limit, limit).view(1, out_channels, height, width)

@@ -48,6 +48,31 @@ def _upsample(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def realtime_analysis(fine: int, coarse: int, latent: int) -> nn.Sequential:
+    """``(B, 3, H, W)`` -> ``(B, latent, H/16, W/16)``."""
+    return nn.Sequential(
+        nn.Conv2d(3, fine, kernel_size=4, stride=4),
+        SimplifiedGDN(fine),
+        conv(fine, coarse, 3, 2),
+        SimplifiedGDN(coarse),
+        conv(coarse, latent, 3, 2),
+    )
+
+
+def realtime_synthesis(fine: int, coarse: int, latent: int) -> nn.Sequential:
+    """``(B, latent, H/16, W/16)`` -> ``(B, 3, H, W)``."""
+    return nn.Sequential(
+        conv(latent, coarse, 3),
+        SimplifiedGDN(coarse, inverse=True),
+        _upsample(coarse, coarse),
+        SimplifiedGDN(coarse, inverse=True),
+        _upsample(coarse, fine),
+        SimplifiedGDN(fine, inverse=True),
+        nn.Conv2d(fine, 3 * 16, 1),
+        nn.PixelShuffle(4),
+    )
+
+
 class RealtimeModel(GainedLatentModel):
     architecture = "realtime"
     stride = 16
@@ -55,21 +80,5 @@ class RealtimeModel(GainedLatentModel):
     def __init__(self, config: RealtimeConfig) -> None:
         super().__init__(config.latent, config.levels)
         self.config = config
-        fine, coarse, latent = config.fine, config.coarse, config.latent
-        self.g_a = nn.Sequential(
-            nn.Conv2d(3, fine, kernel_size=4, stride=4),
-            SimplifiedGDN(fine),
-            conv(fine, coarse, 3, 2),
-            SimplifiedGDN(coarse),
-            conv(coarse, latent, 3, 2),
-        )
-        self.g_s = nn.Sequential(
-            conv(latent, coarse, 3),
-            SimplifiedGDN(coarse, inverse=True),
-            _upsample(coarse, coarse),
-            SimplifiedGDN(coarse, inverse=True),
-            _upsample(coarse, fine),
-            SimplifiedGDN(fine, inverse=True),
-            nn.Conv2d(fine, 3 * 16, 1),
-            nn.PixelShuffle(4),
-        )
+        self.g_a = realtime_analysis(config.fine, config.coarse, config.latent)
+        self.g_s = realtime_synthesis(config.fine, config.coarse, config.latent)
