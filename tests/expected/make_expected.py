@@ -3,7 +3,8 @@
 Run only when a format change is intended (and bump the protocol or model-file version):
 ``.venv/bin/python tests/expected/make_expected.py``. The inputs are integer latents from a
 seeded NumPy generator (identical on every platform), so the pinned sums test the entropy
-coder and tables alone, not the floating-point transforms.
+coder, the tables and (for the hyperprior) the integer prior network, not the floating-point
+transforms. Every model of the zoo is pinned.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from shared import wire  # noqa: E402
-from shared.codec import ImageCodec  # noqa: E402
+from shared.codec import ImageCodec, Latents  # noqa: E402
+from shared.registry import ZOO  # noqa: E402
 
 EXPECTED = Path(__file__).with_name("bitstreams.json")
 LATENT_HW = (9, 11)
 
 
-def golden_latents(codec: ImageCodec, level: int) -> np.ndarray:
-    """Laplacian integers around each channel's table, with some outliers that escape."""
+def golden_latents(codec: ImageCodec, level: int) -> Latents:
+    """Laplacian integers with some outliers that escape; hyper-latents for the hyperprior."""
     rng = np.random.default_rng(1000 + level)
-    channels = codec.coder.tables.channels
+    channels = codec.model.config.latent
     latents = np.round(rng.laplace(scale=1.5, size=(channels, *LATENT_HW))).astype(np.int64)
     latents[:, 0, 0] = rng.integers(-5000, 5000, size=channels)
-    return latents.astype(np.int32)
+    z = None
+    if codec.hyper:
+        shape = codec.hyper_shape(latents.shape)
+        z = np.round(rng.laplace(scale=2.0, size=shape)).astype(np.int32)
+        z[:, 0, 0] = rng.integers(-3000, 3000, size=shape[0])
+    return Latents(latents.astype(np.int32), z)
 
 
 def golden_message() -> list[bytes]:
@@ -41,18 +48,29 @@ def golden_message() -> list[bytes]:
     return wire.encode_frame(message)
 
 
-def compute() -> dict:
-    codec = ImageCodec.load("fast", "cpu")
+def golden_indices_md5(codec: ImageCodec, latents: Latents, level: int) -> str:
+    """md5 of the hyperprior's table indices: pins the integer prior network's output."""
+    indices = codec.model.table_indices(latents.z, level, latents.y.shape[1:])
+    return hashlib.md5(indices.astype("<i8").tobytes()).hexdigest()
+
+
+def compute_model(name: str) -> dict:
+    codec = ImageCodec.load(name, "cpu")
     levels = {}
     for level in range(codec.levels):
-        payload = codec.coder.encode(golden_latents(codec, level), level)
+        latents = golden_latents(codec, level)
+        payload = codec.entropy_encode(latents, level)
         levels[str(level)] = {"bytes": len(payload), "md5": hashlib.md5(payload).hexdigest()}
+        if codec.hyper:
+            levels[str(level)]["indices_md5"] = golden_indices_md5(codec, latents, level)
+    return {"model_sha256": codec.model_file.content_sha256, "payloads": levels}
+
+
+def compute() -> dict:
     message = b"".join(golden_message())
     return {
-        "model": "fast",
-        "model_sha256": codec.model_file.content_sha256,
         "latent_hw": list(LATENT_HW),
-        "payloads": levels,
+        "models": {name: compute_model(name) for name in ZOO},
         "wire_frame_md5": hashlib.md5(message).hexdigest(),
         "protocol_version": wire.PROTOCOL_VERSION,
     }

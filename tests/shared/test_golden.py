@@ -4,6 +4,7 @@ If one of these fails after an intended format change, bump ``wire.PROTOCOL_VERS
 model file, then regenerate with ``tests/expected/make_expected.py``.
 """
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -13,29 +14,41 @@ import pytest
 
 from shared import wire
 from shared.codec import ImageCodec
-from tests.expected.make_expected import golden_latents, golden_message
+from shared.registry import ZOO
+from tests.expected.make_expected import golden_indices_md5, golden_latents, golden_message
 
 EXPECTED = json.loads((Path(__file__).parents[1] / "expected" / "bitstreams.json").read_text())
+CASES = [
+    (name, level) for name, entry in EXPECTED["models"].items() for level in entry["payloads"]
+]
 
 
-@pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.load("fast", "cpu")
+@functools.cache
+def codec(name: str) -> ImageCodec:
+    return ImageCodec.load(name, "cpu")
 
 
-def test_shipped_model_is_the_pinned_one(codec):
-    assert codec.model_file.content_sha256 == EXPECTED["model_sha256"]
+def test_every_zoo_model_is_pinned():
+    assert set(EXPECTED["models"]) == set(ZOO)
+    for name, entry in EXPECTED["models"].items():
+        assert codec(name).model_file.content_sha256 == entry["model_sha256"]
+        assert len(entry["payloads"]) == codec(name).levels
 
 
-@pytest.mark.parametrize("level", sorted(EXPECTED["payloads"], key=int))
-def test_payload_md5_and_exact_decode(codec, level):
-    level_index = int(level)
-    latents = golden_latents(codec, level_index)
-    payload = codec.coder.encode(latents, level_index)
-    assert len(payload) == EXPECTED["payloads"][level]["bytes"]
-    assert hashlib.md5(payload).hexdigest() == EXPECTED["payloads"][level]["md5"]
-    decoded = codec.coder.decode(payload, level_index, latents.shape)
-    np.testing.assert_array_equal(decoded, latents)
+@pytest.mark.parametrize(("name", "level"), CASES)
+def test_payload_md5_and_exact_decode(name, level):
+    model, level_index = codec(name), int(level)
+    expected = EXPECTED["models"][name]["payloads"][level]
+    latents = golden_latents(model, level_index)
+    if model.hyper:
+        assert golden_indices_md5(model, latents, level_index) == expected["indices_md5"]
+    payload = model.entropy_encode(latents, level_index)
+    assert len(payload) == expected["bytes"]
+    assert hashlib.md5(payload).hexdigest() == expected["md5"]
+    decoded = model.entropy_decode(payload, level_index, latents.y.shape)
+    np.testing.assert_array_equal(decoded.y, latents.y)
+    if model.hyper:
+        np.testing.assert_array_equal(decoded.z, latents.z)
 
 
 def test_wire_frame_md5():
