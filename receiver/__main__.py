@@ -9,6 +9,7 @@ import sys
 from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
+from shared.registry import DEFAULT_MODEL, ZOO
 
 from .app import ReceiverConfig, run_receiver
 
@@ -16,7 +17,11 @@ from .app import ReceiverConfig, run_receiver
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m receiver", description="Receive and decode frames.")
     p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="sender's ZeroMQ address")
-    p.add_argument("--model", default="fast", help="zoo model name or model file path")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"zoo model ({', '.join(ZOO)}) or model file path",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
     p.add_argument(

@@ -17,6 +17,7 @@ from shared.cli import stop_on_signals
 from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.entropy.coder import CorruptPayload
 from shared.metrics import psnr
+from shared.registry import DEFAULT_MODEL
 
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
@@ -28,7 +29,7 @@ MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
 @dataclass
 class ReceiverConfig:
     connect: str = "tcp://127.0.0.1:5555"
-    model: str = "fast"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
     precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16

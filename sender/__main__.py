@@ -9,6 +9,7 @@ import sys
 from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
+from shared.registry import DEFAULT_MODEL, ZOO
 
 from .app import SenderConfig, run_sender
 from .sources import SourceError
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or 'auto' (camera 0 if present, else sample)",
     )
     p.add_argument("--bind", default="tcp://*:5555", help="ZeroMQ address to publish on")
-    p.add_argument("--model", default="fast", help="zoo model name or model file path")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"zoo model ({', '.join(ZOO)}) or model file path",
+    )
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")

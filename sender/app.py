@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from shared.cli import stop_on_signals
 from shared.codec import ImageCodec, configure_threads
 from shared.metrics import bits_per_pixel
+from shared.registry import DEFAULT_MODEL
 
 from .publisher import FramePublisher
 from .sources import open_source
@@ -19,7 +20,7 @@ from .sources import open_source
 class SenderConfig:
     source: str = "sample"
     bind: str = "tcp://*:5555"
-    model: str = "fast"
+    model: str = DEFAULT_MODEL
     quality: int | None = None  # level index; None = the model's middle level
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
