@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="decode every frame even when falling behind (latency may grow)",
     )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="CURVE-encrypted, authenticated stream (needs --key and --server-key)",
+    )
+    p.add_argument(
+        "--key", default="keys/receiver.key_secret", help="this receiver's secret key file"
+    )
+    p.add_argument("--server-key", default="keys/sender.key", help="the sender's public key file")
     p.add_argument("--out", default=None, help="folder for summary.json, frames.jsonl, images")
     p.add_argument("--quiet", action="store_true", help="no per-second lines")
     return p

@@ -18,6 +18,7 @@ from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.entropy.coder import CorruptPayload
 from shared.metrics import psnr
 from shared.registry import DEFAULT_MODEL
+from shared.security import ClientSecurity
 
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
@@ -40,6 +41,9 @@ class ReceiverConfig:
     keep_running: bool = False  # ignore end-of-stream messages
     decode_all: bool = False  # decode every frame even when falling behind
     out: str | None = None  # folder for summary.json, frames.jsonl and side_by_side.png
+    secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
+    key: str = "keys/receiver.key_secret"
+    server_key: str = "keys/sender.key"
     quiet: bool = False
 
 
@@ -157,7 +161,8 @@ def run_receiver(config: ReceiverConfig) -> dict:
     """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
     configure_threads(config.threads)
     codec = ImageCodec.load(config.model, config.device, config.precision)
-    subscriber = FrameSubscriber(config.connect, with_reference=config.psnr)
+    security = ClientSecurity(config.key, config.server_key) if config.secure else None
+    subscriber = FrameSubscriber(config.connect, with_reference=config.psnr, security=security)
     stats = StreamStats()
     receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zmq
 
 from shared import wire
+from shared.security import ClientSecurity
 
 RECEIVE_HIGH_WATER_MARK = 64
 
@@ -17,13 +18,19 @@ class FrameSubscriber:
     """
 
     def __init__(
-        self, connect: str, with_reference: bool = True, context: zmq.Context | None = None
+        self,
+        connect: str,
+        with_reference: bool = True,
+        context: zmq.Context | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, RECEIVE_HIGH_WATER_MARK)
         self.socket.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES + 1024)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if security is not None:
+            security.apply(self.socket)
         for topic in (wire.TOPIC_FRAME, wire.TOPIC_END):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic)
         if with_reference:

@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="never send lossless originals (receivers then report no PSNR)",
     )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="CURVE-encrypted stream, only for receivers whose public key is in --allow",
+    )
+    p.add_argument("--key", default="keys/sender.key_secret", help="the sender's secret key file")
+    p.add_argument(
+        "--allow", default="keys/allowed", help="folder of admitted receivers' public keys"
+    )
     p.add_argument("--stream-id", default="cam0", help="name of this stream")
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before the first frame")
     p.add_argument("--stats-json", default=None, help="write the summary here")

@@ -11,6 +11,7 @@ from shared.cli import stop_on_signals
 from shared.codec import ImageCodec, configure_threads
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL
+from shared.security import ServerSecurity
 
 from .publisher import FramePublisher
 from .sources import open_source
@@ -32,6 +33,9 @@ class SenderConfig:
     size: tuple[int, int] | None = None
     reference: bool = True
     stream_id: str = "cam0"
+    secure: bool = False  # CURVE: encrypt, admit only keys in ``allow`` (shared.security)
+    key: str = "keys/sender.key_secret"
+    allow: str = "keys/allowed"
     warmup: float = 0.5  # seconds to let subscribers connect before the first frame
     stats_json: str | None = None
     quiet: bool = False
@@ -47,7 +51,10 @@ def run_sender(config: SenderConfig) -> dict:
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
     source = open_source(config.source, loop=config.loop, size=config.size)
-    publisher = FramePublisher(codec, config.bind, config.stream_id, config.reference)
+    security = ServerSecurity(config.key, config.allow) if config.secure else None
+    publisher = FramePublisher(
+        codec, config.bind, config.stream_id, config.reference, security=security
+    )
     fps = config.fps or source.fps
     print(
         f"sender: {source.description} -> {config.bind}, model {config.model} "

@@ -13,6 +13,7 @@ import zmq
 from shared import wire
 from shared.codec import ImageCodec
 from shared.frames import to_rgb
+from shared.security import ServerSecurity
 
 SEND_HIGH_WATER_MARK = 16  # messages queued per subscriber before ZeroMQ drops new ones
 
@@ -39,6 +40,7 @@ class FramePublisher:
         stream_id: str,
         send_reference: bool = True,
         context: zmq.Context | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         self.codec = codec
         self.stream_id = stream_id
@@ -48,10 +50,15 @@ class FramePublisher:
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, SEND_HIGH_WATER_MARK)
         self.socket.setsockopt(zmq.LINGER, 2000)
+        self.security = security
+        if security is not None:
+            security.apply(self.socket)
         try:
             self.socket.bind(bind)
         except zmq.ZMQError as error:
             self.socket.close(linger=0)
+            if security is not None:
+                security.close()
             raise ValueError(f"cannot bind {bind}: {error.strerror}") from None
 
     def send(self, frame: np.ndarray, level: int, color_order: str = "bgr") -> SentFrame:
@@ -95,3 +102,5 @@ class FramePublisher:
         except zmq.Again:
             pass
         self.socket.close()
+        if self.security is not None:
+            self.security.close()

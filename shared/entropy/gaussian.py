@@ -37,9 +37,10 @@ def gaussian_tables(scales: np.ndarray) -> FrozenTables:
     rows, offsets, lengths = [], [], []
     for scale in scales:
         radius = 1
-        while radius < MAX_SUPPORT // 2 - 1 and _normal_cdf(np.array([-(radius + 0.5) / scale]))[
-            0
-        ] >= TAIL_MASS:
+        while (
+            radius < MAX_SUPPORT // 2 - 1
+            and _normal_cdf(np.array([-(radius + 0.5) / scale]))[0] >= TAIL_MASS
+        ):
             radius += 1
         edges = _normal_cdf((np.arange(-radius, radius + 2) - 0.5) / scale)
         pmf = np.diff(edges)

@@ -12,9 +12,7 @@ from tests.conftest import natural_like_image
 
 @pytest.fixture
 def frames():
-    return [
-        cv2.cvtColor(natural_like_image(96, 128, seed=i), cv2.COLOR_RGB2BGR) for i in range(4)
-    ]
+    return [cv2.cvtColor(natural_like_image(96, 128, seed=i), cv2.COLOR_RGB2BGR) for i in range(4)]
 
 
 def test_time_ours_reports_every_stage_and_consistent_totals(frames, tiny_model_path):

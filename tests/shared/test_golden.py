@@ -18,9 +18,7 @@ from shared.registry import ZOO
 from tests.expected.make_expected import golden_indices_md5, golden_latents, golden_message
 
 EXPECTED = json.loads((Path(__file__).parents[1] / "expected" / "bitstreams.json").read_text())
-CASES = [
-    (name, level) for name, entry in EXPECTED["models"].items() for level in entry["payloads"]
-]
+CASES = [(name, level) for name, entry in EXPECTED["models"].items() for level in entry["payloads"]]
 
 
 @functools.cache
