@@ -47,6 +47,16 @@ class ReceiverConfig:
     quiet: bool = False
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR chunk, or ``None`` when it is not a PNG."""
+    if len(data) < 24 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 class Receiver:
     """Decodes messages from a ``FrameSubscriber`` and keeps ``StreamStats``."""
 
@@ -126,6 +136,14 @@ class Receiver:
             self._match(message.seq, self.references.pop(message.seq))
 
     def _on_reference(self, message: wire.ReferenceMessage) -> None:
+        # Check the PNG's own header before decoding, so a small message cannot make the
+        # decoder allocate an image larger than the frame it claims to be.
+        if message.width * message.height > MAX_PIXELS or png_size(message.png) != (
+            message.width,
+            message.height,
+        ):
+            self.stats.reject("bad_reference")
+            return
         png = np.frombuffer(message.png, dtype=np.uint8)
         bgr = cv2.imdecode(png, cv2.IMREAD_COLOR) if png.size else None
         if bgr is None or bgr.shape[:2] != (message.height, message.width):
