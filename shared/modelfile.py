@@ -32,7 +32,8 @@ from safetensors.numpy import save as st_save
 
 from .entropy.tables import FrozenTables
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tables stored without padding (see FrozenTables.to_tensors)
+READABLE_VERSIONS = (1, 2)
 METADATA_KEY = "latentcast"
 
 
@@ -126,10 +127,10 @@ def load_model_file(path: str | Path) -> ModelFile:
     except OSError as error:
         raise ModelFileError(f"cannot read model file {path}: {error.strerror}") from error
     meta = _read_metadata(raw)
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
             f"model file {path} has format version {meta.get('format_version')}, "
-            f"this latentcast reads version {FORMAT_VERSION}"
+            f"this latentcast reads versions {READABLE_VERSIONS}"
         )
     try:
         tensors = st_load(raw)
@@ -139,11 +140,6 @@ def load_model_file(path: str | Path) -> ModelFile:
         architecture = str(meta["architecture"])
         config = dict(meta["config"])
         expected = str(meta["content_sha256"])
-        tables = FrozenTables(
-            freqs=tensors["tables/freqs"],
-            offsets=tensors["tables/offsets"],
-            lengths=tensors["tables/lengths"],
-        )
     except KeyError as error:
         raise ModelFileError(f"model file {path} lacks {error}") from error
     actual = content_hash(architecture, config, tensors)
@@ -152,7 +148,12 @@ def load_model_file(path: str | Path) -> ModelFile:
             f"model file {path} fails its content hash (expected {expected[:16]}, "
             f"got {actual[:16]}): it was modified or damaged"
         )
-    tables.validate()
+    try:
+        tables = FrozenTables.from_tensors(tensors, "tables/")
+    except KeyError as error:
+        raise ModelFileError(f"model file {path} lacks {error}") from error
+    except ValueError as error:
+        raise ModelFileError(f"model file {path} has invalid tables: {error}") from error
     weights = {
         name.removeprefix("weights/"): value
         for name, value in tensors.items()

@@ -30,6 +30,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "fast.safetensors",
         "19d865612bebcb4183d642b772bc130f765556137ba103436219fe5edb073366",  # pin:fast
     ),
+    "dense": (
+        "dense.safetensors",
+        "3d855bef30af5915ad8b9069f1b8923bb888e4a9139d794f08f8eba4ef75e2c9",  # pin:dense
+    ),
 }
 
 DEFAULT_MODEL = "fast"

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     export_parser.add_argument("--checkpoint", required=True)
     export_parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
     export_parser.add_argument("--card", default=None, help="JSON file with provenance to embed")
+    export_parser.add_argument(
+        "--half-weights", action="store_true", help="store transform weights as float16"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .export import export
 
-            sha = export(args.checkpoint, args.out, args.card)
+            sha = export(args.checkpoint, args.out, args.card, args.half_weights)
             print(f"wrote {args.out} (content sha256 {sha})")
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -19,8 +19,16 @@ from shared.registry import build_model
 SEARCH_RADIUS = 1024
 
 
-def export(checkpoint: str | Path, out: str | Path, card_path: str | Path | None = None) -> str:
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    card_path: str | Path | None = None,
+    half_weights: bool = False,
+) -> str:
     """Write ``out`` from ``checkpoint``; returns the model file's content hash.
+
+    ``half_weights`` stores the transform weights as float16 (half the file; the loader
+    widens them to float32). Tables and the integer prior network are exact either way.
 
     The entropy tables are the model's learned per-level densities, integrated over each
     integer's unit interval and quantized to integer frequencies (``shared.entropy.tables``).
@@ -43,7 +51,7 @@ def export(checkpoint: str | Path, out: str | Path, card_path: str | Path | None
         extras |= gaussian_tables(scale_table()).to_tensors("scale_tables/")
     # Training-time parts (densities, the float h_s) are replaced by tables and integers.
     weights = {
-        name: tensor.detach().float().numpy()
+        name: tensor.detach().to(torch.float16 if half_weights else torch.float32).numpy()
         for name, tensor in model.state_dict().items()
         if not name.startswith(TRAINING_ONLY_PREFIXES)
     }

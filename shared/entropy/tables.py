@@ -62,21 +62,40 @@ class FrozenTables:
                     raise ValueError(f"table row ({k}, {c}) is not a valid distribution")
 
     def to_tensors(self, prefix: str) -> dict[str, np.ndarray]:
-        """``{prefix}freqs``, ``{prefix}offsets``, ``{prefix}lengths`` as ``int32``."""
+        """``{prefix}freqs`` (the used entries of every row, ``length + 1`` each, rows in
+        (level, channel) order, 1-D: padding is not stored), ``{prefix}offsets``,
+        ``{prefix}lengths``; all ``int32``."""
+        rows = [
+            self.freqs[k, c, : self.lengths[k, c] + 1]
+            for k in range(self.levels)
+            for c in range(self.channels)
+        ]
         return {
-            f"{prefix}freqs": self.freqs.astype(np.int32),
+            f"{prefix}freqs": np.concatenate(rows).astype(np.int32),
             f"{prefix}offsets": self.offsets.astype(np.int32),
             f"{prefix}lengths": self.lengths.astype(np.int32),
         }
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], prefix: str) -> FrozenTables:
-        """Inverse of ``to_tensors``; raises ``KeyError`` or ``ValueError`` when invalid."""
-        tables = cls(
-            freqs=tensors[f"{prefix}freqs"],
-            offsets=tensors[f"{prefix}offsets"],
-            lengths=tensors[f"{prefix}lengths"],
-        )
+        """Inverse of ``to_tensors`` (also reads the padded ``(K, C, W)`` layout of model
+        files of format version 1); raises ``KeyError`` or ``ValueError`` when invalid."""
+        freqs = tensors[f"{prefix}freqs"]
+        offsets = tensors[f"{prefix}offsets"]
+        lengths = tensors[f"{prefix}lengths"]
+        if offsets.ndim != 2 or lengths.shape != offsets.shape:
+            raise ValueError("table offsets/lengths must be (levels, channels) arrays")
+        if freqs.ndim == 1:
+            used = lengths.astype(np.int64) + 1
+            if lengths.min(initial=1) < 1 or lengths.max(initial=1) > MAX_SUPPORT:
+                raise ValueError("table support length out of range")
+            if int(used.sum()) != freqs.size:
+                raise ValueError("table frequencies do not match the table lengths")
+            padded = np.zeros((*lengths.shape, int(used.max())), dtype=np.int32)
+            mask = np.arange(padded.shape[2]) < used[..., None]
+            padded[mask] = freqs
+            freqs = padded
+        tables = cls(freqs=freqs, offsets=offsets, lengths=lengths)
         tables.validate()
         return tables
 

@@ -40,3 +40,17 @@ def test_validate_rejects_broken_rows():
     tables = FrozenTables(freqs, np.zeros((1, 1), np.int32), np.full((1, 1), 2, np.int32))
     with pytest.raises(ValueError):
         tables.validate()
+
+
+def test_tables_round_trip_through_their_unpadded_tensor_form():
+    from shared.entropy.gaussian import gaussian_tables, scale_table
+
+    tables = gaussian_tables(scale_table(8))
+    tensors = tables.to_tensors("t/")
+    assert tensors["t/freqs"].ndim == 1
+    assert tensors["t/freqs"].size == int((tables.lengths + 1).sum())
+    again = FrozenTables.from_tensors(tensors, "t/")
+    np.testing.assert_array_equal(again.freqs, tables.freqs)
+    tensors["t/freqs"] = tensors["t/freqs"][:-1]
+    with pytest.raises(ValueError):
+        FrozenTables.from_tensors(tensors, "t/")
