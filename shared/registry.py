@@ -32,7 +32,7 @@ ZOO: dict[str, tuple[str, str]] = {
     ),
     "dense": (
         "dense.safetensors",
-        "3d855bef30af5915ad8b9069f1b8923bb888e4a9139d794f08f8eba4ef75e2c9",  # pin:dense
+        "985f25ea4c7ce49ae2697e3d10602fdb1d9d8f730dbaedbbb31ff7ae712f41dd",  # pin:dense
     ),
 }
 
