@@ -120,9 +120,18 @@ class ImageCodec:
     integer latents whatever either end computes in; only pixel values may differ slightly.
     """
 
-    def __init__(self, model_file: ModelFile, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model_file: ModelFile,
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = True,
+    ) -> None:
         self.model_file = model_file
         self.device = select_device(device)
+        # channels_last is oneDNN's fast layout for these convolutions (measured 1.2-3x);
+        # NCHW stays selectable (the exactness tests run both).
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = select_precision(precision, self.device)
         try:
             model = build_model(model_file.architecture, model_file.config)
@@ -134,8 +143,7 @@ class ImageCodec:
         missing = [name for name in missing if not name.startswith(TRAINING_ONLY_PREFIXES)]
         if missing or unexpected:
             raise ModelFileError(f"model weights do not fit: missing {missing}, extra {unexpected}")
-        # channels_last is oneDNN's fast layout for these convolutions (measured 1.2-3x).
-        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
         self.hyper = isinstance(model, HyperpriorModel)
         try:
             if self.hyper:
@@ -197,7 +205,7 @@ class ImageCodec:
     def to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
         """``(1, 3, H', W')`` padded input on the codec's device, channels-last."""
         tensor = rgb_to_tensor(rgb, self.stride).to(self.device)
-        return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor.contiguous(memory_format=self.memory_format)
 
     @torch.inference_mode()
     def transform(self, tensor: torch.Tensor, level: int) -> Analysis:
@@ -277,7 +285,7 @@ class ImageCodec:
         """``(height, width, 3)`` ``uint8`` RGB from ``(M, h, w)`` integer latents."""
         tensor = torch.from_numpy(latents.astype(np.float32)).unsqueeze(0).to(self.device)
         tensor = (tensor * self.model.inverse_gain(level)).contiguous(
-            memory_format=torch.channels_last
+            memory_format=self.memory_format
         )
         with self._autocast():
             image = self.model.g_s(tensor)
