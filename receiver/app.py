@@ -197,7 +197,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 now = time.monotonic()
                 if config.duration is not None and now - started >= config.duration:
                     break
-                if config.frames is not None and len(stats.records) >= config.frames:
+                if config.frames is not None and stats.frames >= config.frames:
                     break
                 if config.idle_timeout is not None and now - last_message_s > config.idle_timeout:
                     print(
@@ -221,7 +221,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
                     for i, (parts, size) in enumerate(batch):
                         decode = config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
                         receiver.handle(parts, size, now, decode=decode)
-                    if first_frame_s is None and stats.records:
+                    if first_frame_s is None and stats.frames:
                         first_frame_s = now
                         window_start = now
                 if first_frame_s is not None and now - window_start >= 1.0:

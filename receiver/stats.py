@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -27,14 +27,23 @@ class FrameRecord:
     psnr_db: float | None = None
 
 
+#: Frame records kept for windows, percentiles and frames.jsonl: an hour at 30 fps, so a
+#: receiver that runs for days holds bounded memory. Counts and rates cover the whole run.
+MAX_RECORDS = 108_000
+
+
 @dataclass
 class StreamStats:
     """Accumulates ``FrameRecord``s and rejections; all rates use the frame messages' bytes."""
 
-    records: list[FrameRecord] = field(default_factory=list)
+    records: deque[FrameRecord] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
     rejected: Counter = field(default_factory=Counter)
     lost: int = 0
     skipped: int = 0
+    frames: int = 0  # decoded frames over the whole run
+    message_bytes: int = 0
+    payload_bytes: int = 0
+    pixels: int = 0
     _last_seq: int | None = None
 
     def _see(self, seq: int) -> None:
@@ -45,6 +54,10 @@ class StreamStats:
     def add(self, record: FrameRecord) -> None:
         self._see(record.seq)
         self.records.append(record)
+        self.frames += 1
+        self.message_bytes += record.message_bytes
+        self.payload_bytes += record.payload_bytes
+        self.pixels += record.pixels
 
     def skip(self, seq: int) -> None:
         """A valid frame left undecoded because a newer one was already waiting."""
@@ -89,7 +102,13 @@ class StreamStats:
         return self.summarize(chosen[::-1], end_s - start_s)
 
     def total(self, seconds: float) -> dict:
-        summary = self.summarize(self.records, seconds)
+        """Whole-run counts and rates; PSNR and percentiles over the kept records."""
+        summary = self.summarize(list(self.records), seconds)
+        seconds = max(seconds, 1e-9)
+        summary["frames"] = self.frames
+        summary["fps"] = self.frames / seconds
+        summary["kbps"] = 8 * self.message_bytes / seconds / 1000
+        summary["bpp"] = 8 * self.payload_bytes / self.pixels if self.pixels else None
         summary["lost_frames"] = self.lost
         summary["skipped_frames"] = self.skipped
         summary["rejected"] = dict(self.rejected)

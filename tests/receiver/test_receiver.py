@@ -4,7 +4,7 @@ import cv2
 import pytest
 
 from receiver.app import MAX_PIXELS, Receiver
-from receiver.stats import StreamStats
+from receiver.stats import FrameRecord, StreamStats
 from shared import wire
 from shared.codec import ImageCodec
 from shared.metrics import psnr
@@ -82,7 +82,7 @@ def test_rejections_are_counted_by_reason(setup):
         "bad_msgpack": 2,
     }
     assert sum("coded with model" in line for line in logs) == 1
-    assert receiver.stats.records == []
+    assert not receiver.stats.records
 
 
 def test_payload_that_fails_entropy_decoding_is_rejected(setup):
@@ -101,3 +101,17 @@ def test_end_message_ends(setup):
     _, receiver, _ = setup
     receiver.handle(wire.encode_end(wire.EndMessage("s", 3, 4)), 10, 0.0)
     assert receiver.ended
+
+
+def test_stats_memory_is_bounded_but_counts_cover_the_whole_run(monkeypatch):
+    from receiver import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "MAX_RECORDS", 10)
+    stats = stats_module.StreamStats()
+    for seq in range(25):
+        stats.add(FrameRecord(seq, seq * 0.1, 100, 80, 64, 5.0, 1.0))
+    assert len(stats.records) == 10 and stats.records[0].seq == 15
+    summary = stats.total(2.5)
+    assert summary["frames"] == 25 and summary["fps"] == 10
+    assert summary["kbps"] == 8 * 100 * 25 / 2.5 / 1000
+    assert summary["bpp"] == 8 * 80 / 64
