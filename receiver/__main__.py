@@ -12,6 +12,7 @@ from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
 
 from .app import ReceiverConfig, run_receiver
+from .display import DisplayUnavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode every frame even when falling behind (latency may grow)",
     )
     p.add_argument(
+        "--show",
+        action="store_true",
+        help="open a window with the video and kbps/PSNR/fps/latency (q or Esc closes)",
+    )
+    p.add_argument("--record", default=None, help="save the received video to this .mp4 file")
+    p.add_argument(
         "--secure",
         action="store_true",
         help="CURVE-encrypted, authenticated stream (needs --key and --server-key)",
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run_receiver(ReceiverConfig(**vars(args)))
-    except (ModelFileError, ValueError, OSError) as error:
+    except (ModelFileError, ValueError, OSError, DisplayUnavailable) as error:
         print(f"receiver: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -20,6 +20,7 @@ from shared.metrics import psnr
 from shared.registry import DEFAULT_MODEL
 from shared.security import ClientSecurity
 
+from .display import FrameSink, plot_run
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
 
@@ -41,6 +42,8 @@ class ReceiverConfig:
     keep_running: bool = False  # ignore end-of-stream messages
     decode_all: bool = False  # decode every frame even when falling behind
     out: str | None = None  # folder for summary.json, frames.jsonl and side_by_side.png
+    show: bool = False  # a window with the video and a statistics overlay
+    record: str | None = None  # write the received video to this file (mp4)
     secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
     key: str = "keys/receiver.key_secret"
     server_key: str = "keys/sender.key"
@@ -69,6 +72,8 @@ class Receiver:
         self.last_pair: tuple[np.ndarray, np.ndarray] | None = None
         self.warned: set[str] = set()
         self.ended = False
+        self.sink: FrameSink | None = None
+        self.overlay_lines: list[str] = ["waiting for statistics"]
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self.warned:
@@ -129,6 +134,8 @@ class Receiver:
             decode_ms=decode_ms,
         )
         self.stats.add(record)
+        if self.sink is not None:
+            self.sink.add(rgb, self.overlay_lines)
         self.recent[message.seq] = (record, rgb)
         while len(self.recent) > PENDING_LIMIT:
             self.recent.popitem(last=False)
@@ -163,6 +170,17 @@ class Receiver:
         self.last_pair = (original, reconstruction)
 
 
+def overlay_lines(window: dict) -> list[str]:
+    def num(value, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return [
+        f"{window['kbps']:.0f} kbps  {window['fps']:.1f} fps",
+        f"PSNR {num(window['psnr_db'], '.2f')} dB",
+        f"latency p50 {num(window['latency_ms_p50'], '.0f')} ms",
+    ]
+
+
 def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiver) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -173,6 +191,7 @@ def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiv
         original, reconstruction = receiver.last_pair
         side = np.concatenate([original, reconstruction], axis=1)
         cv2.imwrite(str(out / "side_by_side.png"), cv2.cvtColor(side, cv2.COLOR_RGB2BGR))
+    plot_run(list(stats.records), out / "timeline.png")
 
 
 def run_receiver(config: ReceiverConfig) -> dict:
@@ -181,8 +200,10 @@ def run_receiver(config: ReceiverConfig) -> dict:
     codec = ImageCodec.load(config.model, config.device, config.precision)
     security = ClientSecurity(config.key, config.server_key) if config.secure else None
     subscriber = FrameSubscriber(config.connect, with_reference=config.psnr, security=security)
+    sink = FrameSink(config.show, config.record) if (config.show or config.record) else None
     stats = StreamStats()
     receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))
+    receiver.sink = sink
     print(
         f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
         flush=True,
@@ -208,6 +229,8 @@ def run_receiver(config: ReceiverConfig) -> dict:
                     break
                 if receiver.ended and not config.keep_running:
                     break
+                if sink is not None and sink.closed_by_user:
+                    break
                 batch = subscriber.receive_all(timeout_ms=100)
                 now = time.monotonic()
                 if batch:
@@ -225,15 +248,16 @@ def run_receiver(config: ReceiverConfig) -> dict:
                         first_frame_s = now
                         window_start = now
                 if first_frame_s is not None and now - window_start >= 1.0:
+                    window = stats.window(window_start, now)
+                    receiver.overlay_lines = overlay_lines(window)
                     if not config.quiet:
-                        line = format_line(
-                            f"receiver: t={now - first_frame_s:5.1f}s",
-                            stats.window(window_start, now),
-                        )
+                        line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
                         print(line, flush=True)
                     window_start = now
         finally:
             subscriber.close()
+            if sink is not None:
+                sink.close()
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
     summary |= {"model_hash": codec.model_hash, "connect": config.connect}

@@ -1,0 +1,111 @@
+"""What the receiver does with decoded frames besides statistics: a window with an overlay
+(``--show``), a video file (``--record``), and plots at the end of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .stats import FrameRecord
+
+WINDOW = "latentcast receiver"
+
+
+class DisplayUnavailable(RuntimeError):
+    """``--show`` cannot open a window here; the message says why and what to do."""
+
+
+def gui_problem() -> str | None:
+    """Why OpenCV cannot open a window on this machine, or ``None`` when it can."""
+    import os
+
+    info = cv2.getBuildInformation()
+    gui_line = next((line for line in info.splitlines() if "GUI:" in line), "")
+    if gui_line.split(":")[-1].strip().upper() in ("", "NONE", "NO"):
+        return (
+            "this OpenCV build has no GUI support (opencv-python-headless); install the GUI "
+            "build in its place: pip uninstall -y opencv-python-headless && pip install "
+            "opencv-python. Use --record out.mp4 to save the video instead."
+        )
+    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set, e.g. an SSH session without -X); use --record"
+    return None
+
+
+def overlay(bgr: np.ndarray, text: list[str]) -> np.ndarray:
+    """A copy of ``bgr`` with lines of ``text`` in the top-left corner on a dark band."""
+    out = bgr.copy()
+    height = 18 * len(text) + 8
+    out[:height, : min(out.shape[1], 330)] //= 3
+    for i, line in enumerate(text):
+        cv2.putText(out, line, (6, 18 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255))
+    return out
+
+
+class FrameSink:
+    """Shows and/or records decoded frames. ``show`` raises ``DisplayUnavailable`` up front."""
+
+    def __init__(self, show: bool, record: str | None, fps: float = 30.0) -> None:
+        if show and (problem := gui_problem()):
+            raise DisplayUnavailable(f"--show: {problem}")
+        self.show = show
+        self.record_path = record
+        self.fps = fps
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None  # the video's (width, height)
+        self.closed_by_user = False
+
+    def add(self, rgb: np.ndarray, lines: list[str]) -> None:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if self.record_path:
+            size = (bgr.shape[1], bgr.shape[0])
+            if self.writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                self.writer = cv2.VideoWriter(self.record_path, fourcc, self.fps, size)
+                if not self.writer.isOpened():
+                    raise OSError(f"cannot write video {self.record_path}")
+                self.size = size
+            if size == self.size:  # a video file has one frame size; others are skipped
+                self.writer.write(bgr)
+        if self.show:
+            cv2.imshow(WINDOW, overlay(bgr, lines))
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                self.closed_by_user = True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.show:
+            cv2.destroyAllWindows()
+
+
+def plot_run(records: list[FrameRecord], path: Path) -> None:
+    """kbps, PSNR and latency over time (per 1-second bins) as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        return
+    start = records[0].arrival_s
+    seconds = np.array([r.arrival_s - start for r in records])
+    bins = np.floor(seconds).astype(int)
+    kbps = np.bincount(bins, weights=[8 * r.message_bytes / 1000 for r in records])
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    axes[0].plot(np.arange(len(kbps)) + 0.5, kbps, lw=1)
+    axes[0].set_ylabel("kbps")
+    psnr = [(t, r.psnr_db) for t, r in zip(seconds, records, strict=True) if r.psnr_db]
+    if psnr:
+        axes[1].plot(*zip(*psnr, strict=True), ".", ms=2)
+    axes[1].set_ylabel("PSNR (dB)")
+    axes[2].plot(seconds, [r.latency_ms for r in records], ".", ms=2)
+    axes[2].set_ylabel("latency (ms)")
+    axes[2].set_xlabel("seconds since the first frame")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
