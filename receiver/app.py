@@ -74,6 +74,14 @@ class Receiver:
         self.ended = False
         self.sink: FrameSink | None = None
         self.overlay_lines: list[str] = ["waiting for statistics"]
+        self.last_shown: np.ndarray | None = None
+
+    def _conceal(self) -> None:
+        """A frame that arrived damaged is dropped; the viewer and the recording get the
+        last good picture again instead of garbage (copy-previous concealment)."""
+        if self.sink is not None and self.last_shown is not None:
+            self.sink.add(self.last_shown, self.overlay_lines)
+            self.stats.concealed += 1
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self.warned:
@@ -86,6 +94,8 @@ class Receiver:
             message = wire.decode(parts)
         except wire.WireError as error:
             self.stats.reject(error.reason)
+            if error.reason in ("checksum", "bad_payload") and parts[0] == wire.TOPIC_FRAME:
+                self._conceal()
             if error.reason == "protocol_version":
                 self._warn_once("version", str(error).split(": ", 1)[1])
             return
@@ -121,6 +131,7 @@ class Receiver:
             )
         except CorruptPayload:
             self.stats.reject("corrupt_payload")
+            self._conceal()
             return
         decode_ms = (time.perf_counter() - started) * 1000
         latency_ms = (time.time_ns() // 1000 - message.ts_us) / 1000
@@ -136,6 +147,7 @@ class Receiver:
         self.stats.add(record)
         if self.sink is not None:
             self.sink.add(rgb, self.overlay_lines)
+        self.last_shown = rgb
         self.recent[message.seq] = (record, rgb)
         while len(self.recent) > PENDING_LIMIT:
             self.recent.popitem(last=False)

@@ -40,6 +40,7 @@ class StreamStats:
     rejected: Counter = field(default_factory=Counter)
     lost: int = 0
     skipped: int = 0
+    concealed: int = 0  # damaged frames replaced by the previous picture on screen/recording
     frames: int = 0  # decoded frames over the whole run
     message_bytes: int = 0
     payload_bytes: int = 0
@@ -111,6 +112,7 @@ class StreamStats:
         summary["bpp"] = 8 * self.payload_bytes / self.pixels if self.pixels else None
         summary["lost_frames"] = self.lost
         summary["skipped_frames"] = self.skipped
+        summary["concealed_frames"] = self.concealed
         summary["rejected"] = dict(self.rejected)
         return summary
 

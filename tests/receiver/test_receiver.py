@@ -115,3 +115,25 @@ def test_stats_memory_is_bounded_but_counts_cover_the_whole_run(monkeypatch):
     assert summary["frames"] == 25 and summary["fps"] == 10
     assert summary["kbps"] == 8 * 100 * 25 / 2.5 / 1000
     assert summary["bpp"] == 8 * 80 / 64
+
+
+def test_damaged_frames_are_concealed_with_the_previous_picture(tiny_model_path):
+    codec = ImageCodec.load(str(tiny_model_path), "cpu")
+    receiver = Receiver(codec, StreamStats(), log=lambda text: None)
+    shown = []
+
+    class Sink:
+        def add(self, rgb, lines):
+            shown.append(rgb)
+
+    receiver.sink = Sink()
+    image = natural_like_image(48, 64)
+    payload = codec.compress(image, 1, "rgb").payload
+    good = wire.encode_frame(wire.FrameMessage("s", 0, 0, 64, 48, codec.model_hash, 1, payload))
+    receiver.handle(good, 100, 0.0)
+    damaged = bytearray(good[1])
+    damaged[good[1].find(payload) + 5] ^= 0xFF  # inside the payload: the CRC no longer matches
+    receiver.handle([good[0], bytes(damaged)], 100, 0.1)
+    assert receiver.stats.rejected["checksum"] == 1
+    assert len(shown) == 2 and (shown[1] == shown[0]).all()
+    assert receiver.stats.total(1.0)["concealed_frames"] == 1
