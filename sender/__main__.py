@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"zoo model ({', '.join(ZOO)}) or model file path",
     )
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
+    p.add_argument(
+        "--rate-kbps",
+        type=float,
+        default=None,
+        help="target bitrate: the level is chosen per frame (overrides --quality)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
     p.add_argument(

@@ -14,6 +14,7 @@ from shared.registry import DEFAULT_MODEL
 from shared.security import ServerSecurity
 
 from .publisher import FramePublisher
+from .rate import RateController
 from .sources import open_source
 
 
@@ -23,6 +24,7 @@ class SenderConfig:
     bind: str = "tcp://*:5555"
     model: str = DEFAULT_MODEL
     quality: int | None = None  # level index; None = the model's middle level
+    rate_kbps: float | None = None  # choose the level per frame to average this bitrate
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
     precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16
@@ -56,6 +58,9 @@ def run_sender(config: SenderConfig) -> dict:
         codec, config.bind, config.stream_id, config.reference, security=security
     )
     fps = config.fps or source.fps
+    rate = None
+    if config.rate_kbps is not None:
+        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels)
     print(
         f"sender: {source.description} -> {config.bind}, model {config.model} "
         f"({codec.model_hash}) level {level} on {codec.device}"
@@ -78,7 +83,11 @@ def run_sender(config: SenderConfig) -> dict:
                     break
                 if config.duration is not None and time.perf_counter() - started >= config.duration:
                     break
+                if rate is not None:
+                    level = rate.choose()
                 result = publisher.send(frame, level)
+                if rate is not None:
+                    rate.update(level, 8 * result.message_bytes)
                 sent += 1
                 window_frames += 1
                 window_bytes += result.message_bytes

@@ -1,0 +1,78 @@
+"""Rate control holds a target bitrate within 10% over every 5-second window once settled."""
+
+import json
+import random
+
+import pytest
+
+from sender.rate import RateController
+from tests.test_end_to_end import run_pair
+
+
+def simulate(target_kbps: float, seconds: float = 30, fps: float = 30, seed: int = 0):
+    rng = random.Random(seed)
+    controller = RateController(target_kbps, fps, levels=8)
+    frames = []
+    for i in range(int(seconds * fps)):
+        scene = 1.0 if i < seconds * fps / 2 else 1.8  # a harder scene half-way through
+        level = controller.choose()
+        bits = 4000 * scene * 1.45**level * rng.uniform(0.85, 1.15)
+        controller.update(level, bits)
+        frames.append((i / fps, level, bits))
+    return frames
+
+
+def windows(frames, settle_s: float, span_s: float = 5.0):
+    end = frames[-1][0]
+    start = settle_s
+    while start + span_s <= end:
+        bits = sum(b for t, _, b in frames if start <= t < start + span_s)
+        yield bits / span_s / 1000
+        start += 0.5
+
+
+@pytest.mark.parametrize("target", [200, 450, 900])
+def test_average_within_ten_percent_over_every_window(target):
+    frames = simulate(target)
+    for kbps in windows(frames, settle_s=2.0):
+        assert abs(kbps - target) <= 0.1 * target, kbps
+    # Settled, it mixes neighbouring levels only: no jumps across the range.
+    jumps = [abs(a[1] - b[1]) for a, b in zip(frames[60:], frames[61:], strict=False)]
+    assert max(jumps) <= 2 and sum(j > 1 for j in jumps) <= 3
+
+
+def test_rejects_nonsense():
+    with pytest.raises(ValueError):
+        RateController(0, 30, 6)
+
+
+def test_real_stream_holds_the_target(tmp_path, subprocess_env):
+    target = 300.0
+    out, sender_out, _, _ = run_pair(
+        tmp_path,
+        subprocess_env,
+        [
+            "--source",
+            "sample",
+            "--size",
+            "176x144",
+            "--fps",
+            "30",
+            "--loop",
+            "--duration",
+            "11",
+            "--model",
+            "fast",
+            "--rate-kbps",
+            str(target),
+            "--no-reference",
+        ],
+        ["--model", "fast", "--no-psnr"],
+    )
+    records = [json.loads(x) for x in (out / "frames.jsonl").read_text().splitlines()]
+    t0 = records[0]["arrival_s"]
+    frames = [(r["arrival_s"] - t0, 0, 8 * r["message_bytes"]) for r in records]
+    measured = list(windows(frames, settle_s=2.0))
+    assert measured, "stream too short"
+    for kbps in measured:
+        assert abs(kbps - target) <= 0.1 * target, measured
