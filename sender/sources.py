@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
-SAMPLE_SIZE = (640, 360)
+SAMPLE_SIZE = (640, 480)  # webcam-like; the 16:9 clip is centre-cropped to 4:3
 
 
 class SourceError(ValueError):
@@ -54,8 +54,20 @@ def sample_clip_path() -> Path:
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """``frame`` at ``size = (width, height)``: centre-cropped to that aspect ratio first, so
+    nothing is stretched."""
     if size is None or (frame.shape[1], frame.shape[0]) == size:
         return frame
+    height, width = frame.shape[:2]
+    target_w, target_h = size
+    if width * target_h > height * target_w:  # too wide: crop the sides
+        keep = max(1, round(height * target_w / target_h))
+        left = (width - keep) // 2
+        frame = frame[:, left : left + keep]
+    elif width * target_h < height * target_w:  # too tall: crop top and bottom
+        keep = max(1, round(width * target_h / target_w))
+        top = (height - keep) // 2
+        frame = frame[top : top + keep]
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
