@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode every frame even when falling behind (latency may grow)",
     )
     p.add_argument(
+        "--feedback",
+        default="auto",
+        help="where to send reports: auto (the --connect port + 1), off, or tcp://...",
+    )
+    p.add_argument(
         "--show",
         action="store_true",
         help="open a window with the video and kbps/PSNR/fps/latency (q or Esc closes)",

@@ -16,6 +16,7 @@ from shared import wire
 from shared.cli import stop_on_signals
 from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.entropy.coder import CorruptPayload
+from shared.feedback import FeedbackClient, feedback_address
 from shared.metrics import psnr
 from shared.registry import DEFAULT_MODEL
 from shared.security import ClientSecurity
@@ -42,6 +43,7 @@ class ReceiverConfig:
     keep_running: bool = False  # ignore end-of-stream messages
     decode_all: bool = False  # decode every frame even when falling behind
     out: str | None = None  # folder for summary.json, frames.jsonl and side_by_side.png
+    feedback: str = "auto"  # reports to the sender: "auto" (data port + 1), "off", or address
     show: bool = False  # a window with the video and a statistics overlay
     record: str | None = None  # write the received video to this file (mp4)
     secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
@@ -182,6 +184,23 @@ class Receiver:
         self.last_pair = (original, reconstruction)
 
 
+def report_of(window: dict, lost: int) -> wire.ReportMessage:
+    """A feedback report from a one-second statistics window."""
+
+    def value(key: str) -> float:  # clocks of two machines may disagree: keep it in range
+        return -1.0 if window[key] is None else min(max(float(window[key]), -1.0), 1e7)
+
+    return wire.ReportMessage(
+        "receiver",
+        window["frames"],
+        window["kbps"],
+        lost,
+        value("latency_ms_p50"),
+        value("decode_ms_median"),
+        keyframe=False,
+    )
+
+
 def overlay_lines(window: dict) -> list[str]:
     def num(value, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -212,6 +231,13 @@ def run_receiver(config: ReceiverConfig) -> dict:
     codec = ImageCodec.load(config.model, config.device, config.precision)
     security = ClientSecurity(config.key, config.server_key) if config.secure else None
     subscriber = FrameSubscriber(config.connect, with_reference=config.psnr, security=security)
+    feedback = None
+    if config.feedback != "off":
+        address = feedback_address(config.connect) if config.feedback == "auto" else config.feedback
+        feedback = FeedbackClient(address, subscriber.context, security)
+        # Joining: ask for a key frame (every frame is one today; the request is still sent
+        # so the sender knows a receiver arrived).
+        feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
     sink = FrameSink(config.show, config.record) if (config.show or config.record) else None
     stats = StreamStats()
     receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))
@@ -222,6 +248,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
     )
     started = time.monotonic()
     window_start = started
+    lost_reported = 0
     first_frame_s: float | None = None
     last_message_s = started
     with stop_on_signals() as stop:
@@ -262,11 +289,16 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 if first_frame_s is not None and now - window_start >= 1.0:
                     window = stats.window(window_start, now)
                     receiver.overlay_lines = overlay_lines(window)
+                    if feedback is not None:
+                        feedback.send(report_of(window, stats.lost - lost_reported))
+                        lost_reported = stats.lost
                     if not config.quiet:
                         line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
                         print(line, flush=True)
                     window_start = now
         finally:
+            if feedback is not None:
+                feedback.close()
             subscriber.close()
             if sink is not None:
                 sink.close()

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow", default="keys/allowed", help="folder of admitted receivers' public keys"
     )
+    p.add_argument(
+        "--feedback",
+        default="auto",
+        help="address for receivers' reports: auto (the --bind port + 1), off, or tcp://...",
+    )
     p.add_argument("--stream-id", default="cam0", help="name of this stream")
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before the first frame")
     p.add_argument("--stats-json", default=None, help="write the summary here")

@@ -7,8 +7,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from shared import wire
 from shared.cli import stop_on_signals
 from shared.codec import ImageCodec, configure_threads
+from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL
 from shared.security import ServerSecurity
@@ -25,6 +27,7 @@ class SenderConfig:
     model: str = DEFAULT_MODEL
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
+    feedback: str = "auto"  # receivers' reports: "auto" (data port + 1), "off", or an address
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
     precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16
@@ -57,6 +60,12 @@ def run_sender(config: SenderConfig) -> dict:
     publisher = FramePublisher(
         codec, config.bind, config.stream_id, config.reference, security=security
     )
+    feedback = None
+    if config.feedback != "off":
+        address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
+        feedback = FeedbackServer(address, publisher.context, security)
+    heard: dict[bytes, wire.ReportMessage] = {}
+    reports = keyframe_requests = 0
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
@@ -83,6 +92,14 @@ def run_sender(config: SenderConfig) -> dict:
                     break
                 if config.duration is not None and time.perf_counter() - started >= config.duration:
                     break
+                if feedback is not None:
+                    for peer, report in feedback.poll():
+                        heard[peer] = report
+                        reports += 1
+                        # Every frame is intra-coded, so the next frame is the key frame asked for.
+                        keyframe_requests += report.keyframe
+                    if rate is not None:
+                        rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
                 if rate is not None:
                     level = rate.choose()
                 result = publisher.send(frame, level)
@@ -112,6 +129,8 @@ def run_sender(config: SenderConfig) -> dict:
                     else:
                         next_due = time.perf_counter()  # behind: do not try to catch up in a burst
         finally:
+            if feedback is not None:
+                feedback.close()
             publisher.close()
             source.close()
     elapsed = max(time.perf_counter() - started, 1e-9)
@@ -124,6 +143,10 @@ def run_sender(config: SenderConfig) -> dict:
         "encode_ms_median": statistics.median(encode_ms) if encode_ms else None,
         "model_hash": codec.model_hash,
         "level": level,
+        "receivers_heard": len(heard),
+        "reports": reports,
+        "keyframe_requests": keyframe_requests,
+        "feedback_rejected": feedback.rejected if feedback is not None else {},
     }
     print("sender summary: " + json.dumps(summary), flush=True)
     if config.stats_json:

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 INITIAL_STEP_RATIO = 1.4
 SMOOTHING = 0.2  # weight of the newest frame in each level's size estimate
 HORIZON_FRAMES = 15  # the bucket's debt is repaid over this many frames
+LATENCY_LIMIT_MS = 250.0  # a receiver above this is falling behind: lower the rate
+BACKOFF = 0.8  # target factor per second while any receiver falls behind
+RECOVERY = 1.05  # and per second back towards the asked-for target once all are fine
 
 
 @dataclass
@@ -29,11 +32,26 @@ class RateController:
     estimates: list[float | None] = field(init=False)
     debt_bits: float = 0.0
     step_ratio: float = INITIAL_STEP_RATIO
+    asked_kbps: float = field(init=False)
+    _last_adapt_s: float = field(init=False, default=-1e9)
 
     def __post_init__(self) -> None:
         if self.target_kbps <= 0 or self.fps <= 0:
             raise ValueError("--rate-kbps and the frame rate must be positive")
         self.estimates = [None] * self.levels
+        self.asked_kbps = self.target_kbps
+
+    def adapt_to_receivers(self, reports: list, now_s: float) -> None:
+        """Once a second: back off while any receiver reports latency above
+        ``LATENCY_LIMIT_MS`` or lost frames (its link cannot carry the rate), recover
+        towards the asked-for target otherwise."""
+        if now_s - self._last_adapt_s < 1.0 or not reports:
+            return
+        self._last_adapt_s = now_s
+        behind = any(r.latency_ms > LATENCY_LIMIT_MS or r.lost > 0 for r in reports)
+        factor = BACKOFF if behind else RECOVERY
+        floor = 0.1 * self.asked_kbps
+        self.target_kbps = min(self.asked_kbps, max(floor, self.target_kbps * factor))
 
     @property
     def budget_bits(self) -> float:

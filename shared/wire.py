@@ -16,6 +16,12 @@ subscribe to a topic costs no bandwidth for it):
 - ``b"lc.end"``: the stream ended. Body: ``v``, ``t`` = "end", ``stream``, ``seq`` (the last
   frame's sequence number, -1 when none), ``frames`` (int).
 
+Feedback (receiver -> sender, a DEALER socket to the sender's ROUTER, one part): a msgpack
+map ``v``, ``t`` = "report", ``stream``, ``frames`` (decoded in the last interval),
+``kbps``, ``lost`` (sequence gaps), ``latency_ms`` (p50, -1 when unknown), ``decode_ms``
+(median, -1 when unknown), ``keyframe`` (bool: the receiver asks for a key frame, e.g. on
+joining). Numbers are non-negative and bounded; ``decode_report`` checks them all.
+
 ``decode`` validates every field before anything else touches it and raises ``WireError``
 with a short machine-readable ``reason`` for each kind of rejection.
 """
@@ -77,6 +83,80 @@ class EndMessage:
 
 
 Message = FrameMessage | ReferenceMessage | EndMessage
+
+MAX_REPORT_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ReportMessage:
+    """A receiver's report over the feedback channel (see the module docstring)."""
+
+    stream: str
+    frames: int
+    kbps: float
+    lost: int
+    latency_ms: float
+    decode_ms: float
+    keyframe: bool
+
+
+def encode_report(message: ReportMessage) -> bytes:
+    body = {
+        "v": PROTOCOL_VERSION,
+        "t": "report",
+        "stream": message.stream,
+        "frames": message.frames,
+        "kbps": float(message.kbps),
+        "lost": message.lost,
+        "latency_ms": float(message.latency_ms),
+        "decode_ms": float(message.decode_ms),
+        "keyframe": bool(message.keyframe),
+    }
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def _number(body: dict, key: str, high: float) -> float:
+    value = body.get(key)
+    if type(value) not in (int, float) or not -1.0 <= value <= high or value != value:
+        raise WireError("bad_field", f"{key} must be a number in -1..{high}")
+    return float(value)
+
+
+def decode_report(raw: bytes) -> ReportMessage:
+    """Validate one feedback message; raises ``WireError``."""
+    if len(raw) > MAX_REPORT_BYTES:
+        raise WireError("too_large", f"{len(raw)} bytes")
+    try:
+        body = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=256,
+            max_bin_len=0,
+            max_array_len=0,
+            max_map_len=16,
+            max_ext_len=0,
+        )
+    except Exception as error:  # msgpack raises several unrelated types on bad input
+        raise WireError("bad_msgpack", type(error).__name__) from None
+    if not isinstance(body, dict):
+        raise WireError("bad_msgpack", "body is not a map")
+    if body.get("v") != PROTOCOL_VERSION or type(body.get("v")) is not int:
+        raise WireError("protocol_version", f"report has protocol version {body.get('v')!r}")
+    if body.get("t") != "report":
+        raise WireError("bad_field", "not a report")
+    keyframe = body.get("keyframe")
+    if type(keyframe) is not bool:
+        raise WireError("bad_field", "keyframe must be a boolean")
+    return ReportMessage(
+        stream=_stream(body),
+        frames=_int(body, "frames", 0, 10**6),
+        kbps=_number(body, "kbps", 1e7),
+        lost=_int(body, "lost", 0, 2**31),
+        latency_ms=_number(body, "latency_ms", 1e7),
+        decode_ms=_number(body, "decode_ms", 1e7),
+        keyframe=keyframe,
+    )
 
 
 def payload_crc(payload: bytes) -> int:

@@ -98,6 +98,9 @@ def test_stream_reports_true_psnr(tmp_path, image_folder, tiny_model_path, subpr
     assert summary["kbps"] > 0 and summary["fps"] > 0
     assert summary["latency_ms_p50"] is not None and summary["latency_ms_p50"] >= 0
     assert "receiver summary:" in receiver_out and "sender summary:" in sender_out
+    # The receiver's join (a key-frame request) reached the sender over the feedback channel.
+    sender_summary = json.loads(sender_out.split("sender summary: ", 1)[1].splitlines()[0])
+    assert sender_summary["receivers_heard"] == 1 and sender_summary["keyframe_requests"] >= 1
 
     # Offline: code the same images with the same model, threads and precision as the two
     # processes' defaults, and compare PSNR and bits.

@@ -76,3 +76,19 @@ def test_real_stream_holds_the_target(tmp_path, subprocess_env):
     assert measured, "stream too short"
     for kbps in measured:
         assert abs(kbps - target) <= 0.1 * target, measured
+
+
+def test_backs_off_while_a_receiver_falls_behind_and_recovers():
+    from shared.wire import ReportMessage
+
+    controller = RateController(1000, 30, levels=8)
+    slow = [ReportMessage("rx", 30, 900.0, 0, 800.0, 5.0, keyframe=False)]
+    fine = [ReportMessage("rx", 30, 900.0, 0, 40.0, 5.0, keyframe=False)]
+    for second in range(5):
+        controller.adapt_to_receivers(slow, float(second))
+    assert controller.target_kbps == pytest.approx(1000 * 0.8**5)
+    controller.adapt_to_receivers(slow, 4.5)  # at most once a second
+    assert controller.target_kbps == pytest.approx(1000 * 0.8**5)
+    for second in range(5, 60):
+        controller.adapt_to_receivers(fine, float(second))
+    assert controller.target_kbps == 1000
