@@ -128,7 +128,7 @@ class Receiver:
             return
         started = time.perf_counter()
         try:
-            rgb = self.codec.decompress(
+            rgb, latents = self.codec.decompress_with_latents(
                 CompressedFrame(message.payload, message.height, message.width, message.level)
             )
         except CorruptPayload:
@@ -145,6 +145,7 @@ class Receiver:
             pixels=message.width * message.height,
             latency_ms=latency_ms,
             decode_ms=decode_ms,
+            zero_share=float(np.count_nonzero(latents.y == 0)) / latents.y.size,
         )
         self.stats.add(record)
         if self.sink is not None:

@@ -24,6 +24,7 @@ class FrameRecord:
     pixels: int
     latency_ms: float
     decode_ms: float
+    zero_share: float | None = None  # share of the frame's latent symbols that are 0
     psnr_db: float | None = None
 
 
@@ -72,6 +73,7 @@ class StreamStats:
     def summarize(records: list[FrameRecord], seconds: float) -> dict:
         seconds = max(seconds, 1e-9)
         psnrs = [r.psnr_db for r in records if r.psnr_db is not None]
+        shares = [r.zero_share for r in records if r.zero_share is not None]
         latencies = [r.latency_ms for r in records]
         total_bits = 8 * sum(r.message_bytes for r in records)
         payload_bits = 8 * sum(r.payload_bytes for r in records)
@@ -89,6 +91,7 @@ class StreamStats:
             "decode_ms_median": statistics.median([r.decode_ms for r in records])
             if records
             else None,
+            "zero_share": statistics.fmean(shares) if shares else None,
         }
 
     def window(self, start_s: float, end_s: float) -> dict:
@@ -125,5 +128,6 @@ def format_line(prefix: str, s: dict) -> str:
         f"{prefix} frames {s['frames']:4d}  {s['fps']:5.1f} fps  {s['kbps']:8.1f} kbps  "
         f"bpp {num(s['bpp'], '.3f')}  PSNR {num(s['psnr_db'], '.2f', ' dB')}  "
         f"latency p50 {num(s['latency_ms_p50'], '.0f', ' ms')} "
-        f"p95 {num(s['latency_ms_p95'], '.0f', ' ms')}"
+        f"p95 {num(s['latency_ms_p95'], '.0f', ' ms')}  "
+        f"zeros {num(None if s.get('zero_share') is None else 100 * s['zero_share'], '.0f', '%')}"
     )

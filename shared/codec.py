@@ -300,7 +300,11 @@ class ImageCodec:
 
     def decompress(self, frame: CompressedFrame) -> np.ndarray:
         """``(H, W, 3)`` ``uint8`` RGB reconstruction. Raises ``CorruptPayload`` on bad data."""
+        return self.decompress_with_latents(frame)[0]
+
+    def decompress_with_latents(self, frame: CompressedFrame) -> tuple[np.ndarray, Latents]:
+        """The reconstruction and the decoded latents (e.g. to report the code's sparsity)."""
         self.check_level(frame.level)
         shape = self.latent_shape(frame.height, frame.width)
         latents = self.entropy_decode(frame.payload, frame.level, shape)
-        return self.synthesize(latents.y, frame.level, frame.height, frame.width)
+        return self.synthesize(latents.y, frame.level, frame.height, frame.width), latents

@@ -115,6 +115,8 @@ def test_stream_reports_true_psnr(tmp_path, image_folder, tiny_model_path, subpr
         expected = psnr(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), codec.decompress(coded))
         assert record["payload_bytes"] == len(coded.payload)
         assert record["psnr_db"] == pytest.approx(expected, abs=1e-6)
+        zeros = codec.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1) == 0
+        assert record["zero_share"] == pytest.approx(zeros.mean())
     bits = 8 * sum(r["payload_bytes"] for r in records)
     assert summary["bpp"] == pytest.approx(bits / (6 * 144 * 176))
     side = cv2.imread(str(out / "side_by_side.png"))
