@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where to send reports: auto (the --connect port + 1), off, or tcp://...",
     )
+    p.add_argument("--dashboard", action="store_true", help="live terminal table instead of lines")
     p.add_argument(
         "--show",
         action="store_true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -15,6 +16,7 @@ import numpy as np
 from shared import wire
 from shared.cli import stop_on_signals
 from shared.codec import CompressedFrame, ImageCodec, configure_threads
+from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
 from shared.feedback import FeedbackClient, feedback_address
 from shared.metrics import psnr
@@ -44,6 +46,7 @@ class ReceiverConfig:
     decode_all: bool = False  # decode every frame even when falling behind
     out: str | None = None  # folder for summary.json, frames.jsonl and side_by_side.png
     feedback: str = "auto"  # reports to the sender: "auto" (data port + 1), "off", or address
+    dashboard: bool = False  # a live terminal table instead of one line per second
     show: bool = False  # a window with the video and a statistics overlay
     record: str | None = None  # write the received video to this file (mp4)
     secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
@@ -252,7 +255,10 @@ def run_receiver(config: ReceiverConfig) -> dict:
     lost_reported = 0
     first_frame_s: float | None = None
     last_message_s = started
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, contextlib.ExitStack() as display:
+        dashboard = None
+        if config.dashboard:
+            dashboard = display.enter_context(Dashboard(f"latentcast receiver {config.connect}"))
         try:
             while not stop["stop"]:
                 now = time.monotonic()
@@ -293,7 +299,11 @@ def run_receiver(config: ReceiverConfig) -> dict:
                     if feedback is not None:
                         feedback.send(report_of(window, stats.lost - lost_reported))
                         lost_reported = stats.lost
-                    if not config.quiet:
+                    if dashboard is not None:
+                        total = stats.total(now - first_frame_s)
+                        total["rejected_total"] = sum(stats.rejected.values())
+                        dashboard.update(window, total)
+                    elif not config.quiet:
                         line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
                         print(line, flush=True)
                     window_start = now

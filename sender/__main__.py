@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before the first frame")
     p.add_argument("--stats-json", default=None, help="write the summary here")
     p.add_argument("--quiet", action="store_true", help="no per-second lines")
+    p.add_argument("--dashboard", action="store_true", help="live terminal table instead of lines")
     return p
 
 

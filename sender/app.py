@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from shared import wire
 from shared.cli import stop_on_signals
 from shared.codec import ImageCodec, configure_threads
+from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL
@@ -43,6 +46,7 @@ class SenderConfig:
     allow: str = "keys/allowed"
     warmup: float = 0.5  # seconds to let subscribers connect before the first frame
     stats_json: str | None = None
+    dashboard: bool = False  # a live terminal table instead of one line per second
     quiet: bool = False
 
 
@@ -80,10 +84,14 @@ def run_sender(config: SenderConfig) -> dict:
     started = time.perf_counter()
     next_due = started
     sent, window_bytes, window_frames, total_bytes = 0, 0, 0, 0
-    encode_ms: list[float] = []
-    bpp: list[float] = []
+    # Bounded (an hour at 30 fps) so a sender can run unattended for days.
+    encode_ms: deque[float] = deque(maxlen=108_000)
+    bpp: deque[float] = deque(maxlen=108_000)
     window_start = started
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, contextlib.ExitStack() as display:
+        dashboard = None
+        if config.dashboard:
+            dashboard = display.enter_context(Dashboard(f"latentcast sender {config.bind}"))
         try:
             for frame in source:
                 if stop["stop"]:
@@ -112,12 +120,37 @@ def run_sender(config: SenderConfig) -> dict:
                 encode_ms.append(result.encode_ms)
                 bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
                 now = time.perf_counter()
-                if now - window_start >= 1.0 and not config.quiet:
+                if now - window_start >= 1.0 and dashboard is not None:
+                    span, elapsed = now - window_start, now - started
+                    recent = list(encode_ms)[-window_frames:]
+                    common = {
+                        "level": level,
+                        "receivers_heard": len(heard),
+                        "keyframes": keyframe_requests,
+                    }
+                    dashboard.update(
+                        common
+                        | {
+                            "frames": window_frames,
+                            "fps": window_frames / span,
+                            "kbps": window_bytes * 8 / span / 1000,
+                            "encode_ms": statistics.median(recent),
+                        },
+                        common
+                        | {
+                            "frames": sent,
+                            "fps": sent / elapsed,
+                            "kbps": total_bytes * 8 / elapsed / 1000,
+                            "encode_ms": statistics.median(encode_ms),
+                        },
+                    )
+                    window_start, window_frames, window_bytes = now, 0, 0
+                elif now - window_start >= 1.0 and not config.quiet:
                     span = now - window_start
                     print(
                         f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
                         f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
-                        f"encode {statistics.median(encode_ms[-window_frames:]):6.1f} ms",
+                        f"encode {statistics.median(list(encode_ms)[-window_frames:]):6.1f} ms",
                         flush=True,
                     )
                     window_start, window_frames, window_bytes = now, 0, 0
