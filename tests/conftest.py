@@ -75,3 +75,17 @@ def subprocess_env() -> dict:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture
+def keys(tmp_path) -> Path:
+    """CURVE key pairs ``sender``, ``listed`` (in ``allowed/``) and ``stranger`` (not)."""
+    from shared.security import generate_keypair
+
+    generate_keypair(tmp_path, "sender")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    public, _ = generate_keypair(tmp_path, "listed")
+    (allowed / public.name).write_bytes(public.read_bytes())
+    generate_keypair(tmp_path, "stranger")
+    return tmp_path

@@ -8,7 +8,7 @@ import zmq
 
 from shared import wire
 from shared.feedback import FeedbackClient, FeedbackServer, feedback_address
-from shared.security import ClientSecurity, ServerSecurity, generate_keypair
+from shared.security import ClientSecurity, ServerSecurity
 from tests.test_end_to_end import free_port
 
 REPORT = wire.ReportMessage("rx", 30, 512.5, 2, 41.0, 7.5, keyframe=True)
@@ -47,22 +47,16 @@ def test_reports_round_trip_and_bad_ones_are_counted():
         context.term()
 
 
-def test_secure_feedback_hears_only_listed_receivers(tmp_path):
-    generate_keypair(tmp_path, "sender")
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    public, _ = generate_keypair(tmp_path, "listed")
-    (allowed / public.name).write_bytes(public.read_bytes())
-    generate_keypair(tmp_path, "stranger")
+def test_secure_feedback_hears_only_listed_receivers(keys):
     context = zmq.Context()
     address = f"tcp://127.0.0.1:{free_port()}"
-    security = ServerSecurity(str(tmp_path / "sender.key_secret"), str(allowed))
+    security = ServerSecurity(str(keys / "sender.key_secret"), str(keys / "allowed"))
     server = FeedbackServer(address, context, security)
     clients = {
         name: FeedbackClient(
             address,
             context,
-            ClientSecurity(str(tmp_path / f"{name}.key_secret"), str(tmp_path / "sender.key")),
+            ClientSecurity(str(keys / f"{name}.key_secret"), str(keys / "sender.key")),
         )
         for name in ("listed", "stranger")
     }

@@ -13,21 +13,10 @@ from receiver.subscriber import FrameSubscriber
 from sender.publisher import FramePublisher
 from shared import wire
 from shared.codec import ImageCodec
-from shared.security import ClientSecurity, KeyFileError, ServerSecurity, generate_keypair
+from shared.security import ClientSecurity, KeyFileError, ServerSecurity
 from tests.conftest import ROOT, natural_like_image
 
 STREAM_ID = "plaintext-marker-stream"
-
-
-@pytest.fixture
-def keys(tmp_path):
-    generate_keypair(tmp_path, "sender")
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    public, _ = generate_keypair(tmp_path, "listed")
-    (allowed / public.name).write_bytes(public.read_bytes())
-    generate_keypair(tmp_path, "stranger")
-    return tmp_path
 
 
 def free_port() -> int:
