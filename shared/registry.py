@@ -34,6 +34,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "dense.safetensors",
         "985f25ea4c7ce49ae2697e3d10602fdb1d9d8f730dbaedbbb31ff7ae712f41dd",  # pin:dense
     ),
+    "realtime": (
+        "realtime.safetensors",
+        "bf356ca6c9e3154a459f0bd554fd634c1fd254de5c73d57eb3392260cc0ff56d",  # pin:realtime
+    ),
 }
 
 DEFAULT_MODEL = "fast"
