@@ -38,6 +38,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "realtime.safetensors",
         "bf356ca6c9e3154a459f0bd554fd634c1fd254de5c73d57eb3392260cc0ff56d",  # pin:realtime
     ),
+    "sparse": (
+        "sparse.safetensors",
+        "689c5abedd30a1a62e90603f61a8343d50d4b0dca3e8cb5b609d47851589e7d3",  # pin:sparse
+    ),
 }
 
 DEFAULT_MODEL = "fast"
