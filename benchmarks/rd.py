@@ -53,7 +53,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     from pytorch_msssim import ms_ssim as msssim
 
     def tensor(x):
-        return torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0).double()
+        return torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0).float()
 
     return float(msssim(tensor(a), tensor(b), data_range=255))
 

@@ -261,9 +261,7 @@ def run_speed(
                 "ours": time_ours(codec, bgr_frames, level),
                 "x264": _guard(lambda f=bgr_frames, t=threads: time_x264(f, t)),
                 "jpeg_q75": time_jpeg(bgr_frames),
-                "compressai_bmshj2018_factorized": _guard(
-                    lambda f=bgr_frames: time_compressai(f)
-                ),
+                "compressai_bmshj2018_factorized": _guard(lambda f=bgr_frames: time_compressai(f)),
             }
         torch.set_num_threads(1)
         table = profile_transforms(codec, bgr_frames[0], level)
