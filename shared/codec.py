@@ -17,14 +17,7 @@ import constriction
 import numpy as np
 import torch
 
-from .entropy.coder import (
-    DECODE_ERRORS,
-    CorruptPayload,
-    GroupedCoder,
-    LatentCoder,
-    bytes_to_decoder,
-    words_to_bytes,
-)
+from .entropy.coder import GroupedCoder, LatentCoder, decode_payload, words_to_bytes
 from .entropy.gaussian import SCALE_COUNT
 from .entropy.tables import FrozenTables
 from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
@@ -267,17 +260,14 @@ class ImageCodec:
         if not self.hyper:
             return Latents(self.coder.decode(payload, level, shape), None)
         self.check_level(level)
-        decoder = bytes_to_decoder(payload)
-        z_shape = self.hyper_shape(shape)
-        try:
-            z = self.z_coder.decode_from(decoder, LatentCoder.channel_rows(z_shape), 0)
+        z_rows = LatentCoder.channel_rows(self.hyper_shape(shape))
+
+        def pop(decoder) -> tuple[np.ndarray, np.ndarray]:
+            z = self.z_coder.decode_from(decoder, z_rows, 0)
             indices = self.model.table_indices(z, level, shape[1:])
-            y = self.coder.decode_from(decoder, indices, 0)
-            leftover = not decoder.is_empty()
-        except DECODE_ERRORS as error:
-            raise CorruptPayload(f"entropy decoding failed: {error}") from error
-        if leftover:
-            raise CorruptPayload("payload has data left after the last symbol")
+            return self.coder.decode_from(decoder, indices, 0), z
+
+        y, z = decode_payload(payload, pop)
         return Latents(y.astype(np.int32), z.astype(np.int32))
 
     @torch.inference_mode()

@@ -122,27 +122,40 @@ def _number(body: dict, key: str, high: float) -> float:
     return float(value)
 
 
-def decode_report(raw: bytes) -> ReportMessage:
-    """Validate one feedback message; raises ``WireError``."""
-    if len(raw) > MAX_REPORT_BYTES:
+def _unpack_body(
+    raw: bytes, max_bytes: int, max_bin: int, max_str: int, max_array: int, max_map: int
+) -> dict:
+    """The msgpack map of one message, unpacked with hard limits on every length (no ext
+    types), of this protocol version; raises ``WireError``."""
+    if len(raw) > max_bytes:
         raise WireError("too_large", f"{len(raw)} bytes")
     try:
         body = msgpack.unpackb(
             raw,
             raw=False,
             strict_map_key=True,
-            max_str_len=256,
-            max_bin_len=0,
-            max_array_len=0,
-            max_map_len=16,
+            max_bin_len=max_bin,
+            max_str_len=max_str,
+            max_array_len=max_array,
+            max_map_len=max_map,
             max_ext_len=0,
         )
     except Exception as error:  # msgpack raises several unrelated types on bad input
         raise WireError("bad_msgpack", type(error).__name__) from None
     if not isinstance(body, dict):
         raise WireError("bad_msgpack", "body is not a map")
-    if body.get("v") != PROTOCOL_VERSION or type(body.get("v")) is not int:
-        raise WireError("protocol_version", f"report has protocol version {body.get('v')!r}")
+    version = body.get("v")
+    if version != PROTOCOL_VERSION or type(version) is not int:
+        raise WireError(
+            "protocol_version",
+            f"message has protocol version {version!r}, this end speaks {PROTOCOL_VERSION}",
+        )
+    return body
+
+
+def decode_report(raw: bytes) -> ReportMessage:
+    """Validate one feedback message; raises ``WireError``."""
+    body = _unpack_body(raw, MAX_REPORT_BYTES, max_bin=0, max_str=256, max_array=0, max_map=16)
     if body.get("t") != "report":
         raise WireError("bad_field", "not a report")
     keyframe = body.get("keyframe")
@@ -238,29 +251,9 @@ def decode(frames: list[bytes]) -> Message:
     topic, raw = frames
     if topic not in TOPICS:
         raise WireError("bad_topic", f"unknown topic {topic[:32]!r}")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise WireError("too_large", f"{len(raw)} bytes")
-    try:
-        body = msgpack.unpackb(
-            raw,
-            raw=False,
-            strict_map_key=True,
-            max_bin_len=MAX_MESSAGE_BYTES,
-            max_str_len=1024,
-            max_array_len=64,
-            max_map_len=64,
-            max_ext_len=0,
-        )
-    except Exception as error:  # msgpack raises several unrelated types on bad input
-        raise WireError("bad_msgpack", type(error).__name__) from None
-    if not isinstance(body, dict):
-        raise WireError("bad_msgpack", "body is not a map")
-    version = body.get("v")
-    if version != PROTOCOL_VERSION or type(version) is not int:
-        raise WireError(
-            "protocol_version",
-            f"message has protocol version {version!r}, this receiver speaks {PROTOCOL_VERSION}",
-        )
+    body = _unpack_body(
+        raw, MAX_MESSAGE_BYTES, max_bin=MAX_MESSAGE_BYTES, max_str=1024, max_array=64, max_map=64
+    )
     kind = {TOPIC_FRAME: "frame", TOPIC_REFERENCE: "reference", TOPIC_END: "end"}[topic]
     if body.get("t") != kind:
         raise WireError("bad_field", f"type {body.get('t')!r} does not match topic {kind}")

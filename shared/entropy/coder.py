@@ -155,6 +155,20 @@ def bytes_to_decoder(data: bytes):
 DECODE_ERRORS = (ValueError, RuntimeError, AssertionError)
 
 
+def decode_payload(data: bytes, pop):
+    """Run ``pop(decoder)`` on an ANS decoder over ``data`` and return its result; raises
+    ``CorruptPayload`` when the words cannot be decoded or data is left after ``pop``."""
+    decoder = bytes_to_decoder(data)
+    try:
+        result = pop(decoder)
+        leftover = not decoder.is_empty()
+    except DECODE_ERRORS as error:
+        raise CorruptPayload(f"entropy decoding failed: {error}") from error
+    if leftover:
+        raise CorruptPayload("payload has data left after the last symbol")
+    return result
+
+
 class LatentCoder(GroupedCoder):
     """Factorized prior: codes ``(C, h, w)`` latents, channel ``c`` with table row ``c``."""
 
@@ -191,12 +205,6 @@ class LatentCoder(GroupedCoder):
         returned as decoded; integrity is the wire format's checksum's job.
         """
         self._check(level, shape[0])
-        decoder = bytes_to_decoder(data)
-        try:
-            values = self.decode_from(decoder, self.channel_rows(shape), level)
-            leftover = not decoder.is_empty()
-        except DECODE_ERRORS as error:
-            raise CorruptPayload(f"entropy decoding failed: {error}") from error
-        if leftover:
-            raise CorruptPayload("payload has data left after the last symbol")
+        rows = self.channel_rows(shape)
+        values = decode_payload(data, lambda decoder: self.decode_from(decoder, rows, level))
         return values.astype(np.int32)
