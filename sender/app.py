@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import statistics
 import time
@@ -48,6 +49,12 @@ class SenderConfig:
     stats_json: str | None = None
     dashboard: bool = False  # a live terminal table instead of one line per second
     quiet: bool = False
+
+
+def last_items(values: deque, count: int) -> list:
+    """The last ``count`` items of ``values`` without copying the whole deque (order is
+    reversed; used for medians)."""
+    return list(itertools.islice(reversed(values), count))
 
 
 def run_sender(config: SenderConfig) -> dict:
@@ -122,7 +129,7 @@ def run_sender(config: SenderConfig) -> dict:
                 now = time.perf_counter()
                 if now - window_start >= 1.0 and dashboard is not None:
                     span, elapsed = now - window_start, now - started
-                    recent = list(encode_ms)[-window_frames:]
+                    recent = last_items(encode_ms, window_frames)
                     common = {
                         "level": level,
                         "receivers_heard": len(heard),
@@ -150,7 +157,7 @@ def run_sender(config: SenderConfig) -> dict:
                     print(
                         f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
                         f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
-                        f"encode {statistics.median(list(encode_ms)[-window_frames:]):6.1f} ms",
+                        f"encode {statistics.median(last_items(encode_ms, window_frames)):6.1f} ms",
                         flush=True,
                     )
                     window_start, window_frames, window_bytes = now, 0, 0
