@@ -1,4 +1,4 @@
-"""``python -m benchmarks rd --images DIR --out OUT``; ``python -m benchmarks speed --out OUT``."""
+"""``python -m benchmarks rd|speed|video ...``: thin argparse shell over the benchmarks."""
 
 from __future__ import annotations
 
@@ -29,8 +29,36 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
     speed.add_argument("--precision", choices=PRECISIONS, default="auto")
     speed.add_argument("--frames", type=int, default=60, help="frames per size")
+    video = commands.add_parser("video", help="video RD: intra-only vs inter vs x264")
+    video.add_argument("--videos", required=True, help="folder with the test clips")
+    video.add_argument("--out", required=True, help="output folder")
+    video.add_argument("--model", default="realtime", help="zoo name or model file")
+    video.add_argument("--frames", type=int, default=150, help="frames per clip")
+    video.add_argument("--keyframe-interval", type=int, default=300, help="for ours and x264")
+    video.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
+    video.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    video.add_argument("--no-x264", dest="x264", action="store_false")
+    video.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     args = parser.parse_args(argv)
     try:
+        if args.command == "video":
+            import torch
+
+            from .video import DEFAULT_CLIPS, run_video
+
+            torch.set_num_threads(args.threads)
+            patterns = tuple(args.clips) if args.clips else DEFAULT_CLIPS
+            run_video(
+                args.videos,
+                args.out,
+                args.model,
+                args.frames,
+                args.keyframe_interval,
+                args.levels,
+                patterns,
+                args.x264,
+            )
+            return 0
         if args.command == "speed":
             from .speed import run_speed
 

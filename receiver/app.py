@@ -22,12 +22,14 @@ from shared.feedback import FeedbackClient, feedback_address
 from shared.metrics import psnr
 from shared.registry import DEFAULT_MODEL
 from shared.security import ClientSecurity
+from shared.video import MissingReference, VideoDecoder
 
 from .display import FrameSink, plot_run
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
 
 PENDING_LIMIT = 64  # frames/references kept while waiting for their partner
+KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most one key-frame request per this many seconds
 MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
 
 
@@ -68,9 +70,18 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 class Receiver:
     """Decodes messages from a ``FrameSubscriber`` and keeps ``StreamStats``."""
 
-    def __init__(self, codec: ImageCodec, stats: StreamStats, log=print) -> None:
+    def __init__(
+        self, codec: ImageCodec, stats: StreamStats, log=print, request_key_frame=None
+    ) -> None:
         self.codec = codec
+        self.decoder = VideoDecoder(codec)
         self.stats = stats
+        self.request_key_frame = request_key_frame  # callable() -> None, or None
+        self._last_request_s = -1e9
+        # Arrival (monotonic s) of the first frame message and of the first shown picture:
+        # a late joiner waits for a key frame in between.
+        self.first_frame_s: float | None = None
+        self.first_picture_s: float | None = None
         self.log = log
         self.recent: OrderedDict[int, tuple[FrameRecord, np.ndarray]] = OrderedDict()
         self.references: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -88,13 +99,35 @@ class Receiver:
             self.sink.add(self.last_shown, self.overlay_lines)
             self.stats.concealed += 1
 
+    def _ask_for_key_frame(self) -> None:
+        now = time.monotonic()
+        if self.request_key_frame is not None and now - self._last_request_s >= (
+            KEYFRAME_REQUEST_INTERVAL_S
+        ):
+            self._last_request_s = now
+            self.request_key_frame()
+
+    def _conceal_bands(self, rgb: np.ndarray, damaged: list[int], rows: int) -> np.ndarray:
+        """Copy-previous concealment of the pixel bands of damaged slices (the decoded
+        latents there are a prediction, or zeros right after a key frame was lost)."""
+        if self.last_shown is None or self.last_shown.shape != rgb.shape:
+            return rgb
+        rgb = rgb.copy()
+        stride = self.codec.stride
+        for index in damaged:
+            top = index * rows * stride if rows else 0
+            bottom = (index + 1) * rows * stride if rows else rgb.shape[0]
+            rgb[top:bottom] = self.last_shown[top:bottom]
+        return rgb
+
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self.warned:
             self.warned.add(key)
             self.log(f"receiver: warning: {text}")
 
     def handle(self, parts: list[bytes], size: int, arrival_s: float, decode: bool = True) -> None:
-        """Validate and act on one message; ``decode=False`` skips decoding a frame."""
+        """Validate and act on one message; ``decode=False`` decodes a frame's latents (the
+        next predicted frame needs them) but skips synthesizing and showing it."""
         try:
             message = wire.decode(parts)
         except wire.WireError as error:
@@ -108,12 +141,12 @@ class Receiver:
             self.ended = True
         elif isinstance(message, wire.ReferenceMessage):
             self._on_reference(message)
-        elif decode:
-            self._on_frame(message, size, arrival_s)
         else:
-            self.stats.skip(message.seq)
+            self._on_frame(message, size, arrival_s, show=decode)
 
-    def _on_frame(self, message: wire.FrameMessage, size: int, arrival_s: float) -> None:
+    def _on_frame(
+        self, message: wire.FrameMessage, size: int, arrival_s: float, show: bool = True
+    ) -> None:
         if message.model != self.codec.model_hash:
             self.stats.reject("model_mismatch")
             self._warn_once(
@@ -129,17 +162,44 @@ class Receiver:
             self.stats.reject("frame_too_large")
             self._warn_once("size", f"frames above {MAX_PIXELS} pixels are refused")
             return
+        if self.first_frame_s is None:
+            self.first_frame_s = arrival_s
         started = time.perf_counter()
+        coded = CompressedFrame(
+            message.payload,
+            message.height,
+            message.width,
+            message.level,
+            message.kind,
+            message.slice_rows,
+            message.slice_bytes,
+        )
         try:
-            rgb, latents = self.codec.decompress_with_latents(
-                CompressedFrame(message.payload, message.height, message.width, message.level)
+            decoded = self.decoder.decode(
+                coded, message.seq, missing=message.damaged, synthesize=show
             )
+        except MissingReference:
+            # Joined mid-stream or missed a frame: nothing to predict from until a key frame.
+            self.stats.unreferenced += 1
+            self.stats.skip(message.seq)
+            self._ask_for_key_frame()
+            return
         except CorruptPayload:
             self.stats.reject("corrupt_payload")
             self._conceal()
+            self._ask_for_key_frame()
             return
+        if decoded.damaged or not self.decoder.synchronized:
+            self._ask_for_key_frame()
+        if decoded.rgb is None:
+            self.stats.skip(message.seq)
+            return
+        rgb = decoded.rgb
+        if decoded.damaged:
+            rgb = self._conceal_bands(rgb, decoded.damaged, message.slice_rows)
         decode_ms = (time.perf_counter() - started) * 1000
         latency_ms = (time.time_ns() // 1000 - message.ts_us) / 1000
+        latents = decoded.latents
         record = FrameRecord(
             seq=message.seq,
             arrival_s=arrival_s,
@@ -148,9 +208,13 @@ class Receiver:
             pixels=message.width * message.height,
             latency_ms=latency_ms,
             decode_ms=decode_ms,
-            zero_share=float(np.count_nonzero(latents.y == 0)) / latents.y.size,
+            zero_share=float(np.count_nonzero(latents == 0)) / latents.size,
+            kind=message.kind,
+            damaged_slices=len(decoded.damaged),
         )
         self.stats.add(record)
+        if self.first_picture_s is None:
+            self.first_picture_s = arrival_s
         if self.sink is not None:
             self.sink.add(rgb, self.overlay_lines)
         self.last_shown = rgb
@@ -239,12 +303,22 @@ def run_receiver(config: ReceiverConfig) -> dict:
     if config.feedback != "off":
         address = feedback_address(config.connect) if config.feedback == "auto" else config.feedback
         feedback = FeedbackClient(address, subscriber.context, security)
-        # Joining: ask for a key frame (every frame is one today; the request is still sent
-        # so the sender knows a receiver arrived).
+        # Joining: ask for a key frame, so the picture starts without waiting for the
+        # sender's key-frame interval.
         feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
     sink = FrameSink(config.show, config.record) if (config.show or config.record) else None
     stats = StreamStats()
-    receiver = Receiver(codec, stats, log=lambda text: print(text, file=sys.stderr, flush=True))
+
+    def request_key_frame() -> None:
+        if feedback is not None:
+            feedback.send(wire.ReportMessage("receiver", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+
+    receiver = Receiver(
+        codec,
+        stats,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+        request_key_frame=request_key_frame,
+    )
     receiver.sink = sink
     print(
         f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
@@ -281,8 +355,9 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 now = time.monotonic()
                 if batch:
                     last_message_s = now
-                    # A receiver that falls behind decodes only the newest waiting frame, so its
-                    # latency stays bounded (every frame is intra-coded, so none is needed later).
+                    # A receiver that falls behind synthesizes only the newest waiting frame, so
+                    # its latency stays bounded; older ones are entropy-decoded only (cheap),
+                    # since the next predicted frame refers to them.
                     newest = max(
                         (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
                         default=-1,
@@ -316,6 +391,9 @@ def run_receiver(config: ReceiverConfig) -> dict:
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
     summary |= {"model_hash": codec.model_hash, "connect": config.connect}
+    if receiver.first_picture_s is not None:
+        waited = receiver.first_picture_s - receiver.first_frame_s
+        summary["time_to_first_picture_ms"] = round(1000 * waited, 1)
     print(
         format_line("receiver summary:", summary)
         + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"

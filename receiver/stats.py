@@ -26,6 +26,8 @@ class FrameRecord:
     decode_ms: float
     zero_share: float | None = None  # share of the frame's latent symbols that are 0
     psnr_db: float | None = None
+    kind: str = "key"  # "key" or "inter"
+    damaged_slices: int = 0  # slices lost or corrupt, concealed
 
 
 #: Frame records kept for windows, percentiles and frames.jsonl: an hour at 30 fps, so a
@@ -42,6 +44,7 @@ class StreamStats:
     lost: int = 0
     skipped: int = 0
     concealed: int = 0  # damaged frames replaced by the previous picture on screen/recording
+    unreferenced: int = 0  # predicted frames whose reference was missed: wait for a key frame
     frames: int = 0  # decoded frames over the whole run
     message_bytes: int = 0
     payload_bytes: int = 0
@@ -88,6 +91,9 @@ class StreamStats:
             "psnr_frames": len(psnrs),
             "latency_ms_p50": _percentile(latencies, 50),
             "latency_ms_p95": _percentile(latencies, 95),
+            "latency_ms_p99": _percentile(latencies, 99),
+            "key_frames": sum(1 for r in records if r.kind == "key"),
+            "damaged_slices": sum(r.damaged_slices for r in records),
             "decode_ms_median": statistics.median([r.decode_ms for r in records])
             if records
             else None,
@@ -116,6 +122,7 @@ class StreamStats:
         summary["lost_frames"] = self.lost
         summary["skipped_frames"] = self.skipped
         summary["concealed_frames"] = self.concealed
+        summary["unreferenced_frames"] = self.unreferenced
         summary["rejected"] = dict(self.rejected)
         return summary
 

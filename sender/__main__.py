@@ -10,6 +10,7 @@ from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
+from shared.video import VideoSettings
 
 from .app import SenderConfig, run_sender
 from .sources import SourceError
@@ -45,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="target bitrate: the level is chosen per frame (overrides --quality)",
+    )
+    p.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=VideoSettings.keyframe_interval,
+        help="a key frame every N frames (1 = intra only); receivers' requests add more",
+    )
+    p.add_argument(
+        "--slice-rows",
+        type=int,
+        default=VideoSettings.slice_rows,
+        help="latent rows per independently decodable slice (multiple of 4; 0 = one slice)",
+    )
+    p.add_argument(
+        "--deadzone",
+        type=float,
+        default=VideoSettings.deadzone,
+        help="predicted frames keep a latent unchanged within 0.5 + this of it (noise costs "
+        "no bits; 0 = plain rounding)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")

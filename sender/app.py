@@ -18,6 +18,7 @@ from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL
 from shared.security import ServerSecurity
+from shared.video import KEY, VideoSettings
 
 from .publisher import FramePublisher
 from .rate import RateController
@@ -31,6 +32,9 @@ class SenderConfig:
     model: str = DEFAULT_MODEL
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
+    keyframe_interval: int = VideoSettings.keyframe_interval  # 1 = intra only
+    slice_rows: int = VideoSettings.slice_rows  # latent rows per slice; 0 = one slice
+    deadzone: float = VideoSettings.deadzone  # see shared.inter.choose_latents
     feedback: str = "auto"  # receivers' reports: "auto" (data port + 1), "off", or an address
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
@@ -68,15 +72,16 @@ def run_sender(config: SenderConfig) -> dict:
     codec.check_level(level)
     source = open_source(config.source, loop=config.loop, size=config.size)
     security = ServerSecurity(config.key, config.allow) if config.secure else None
+    video = VideoSettings(config.keyframe_interval, config.slice_rows, config.deadzone)
     publisher = FramePublisher(
-        codec, config.bind, config.stream_id, config.reference, security=security
+        codec, config.bind, config.stream_id, config.reference, security=security, video=video
     )
     feedback = None
     if config.feedback != "off":
         address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
         feedback = FeedbackServer(address, publisher.context, security)
     heard: dict[bytes, wire.ReportMessage] = {}
-    reports = keyframe_requests = 0
+    reports = keyframe_requests = key_frames = 0
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
@@ -109,17 +114,20 @@ def run_sender(config: SenderConfig) -> dict:
                     break
                 if feedback is not None:
                     for peer, report in feedback.poll():
-                        heard[peer] = report
+                        if report.keyframe:  # a joining or out-of-sync receiver
+                            keyframe_requests += 1
+                            publisher.request_key_frame()
+                        if not (report.keyframe and report.frames == 0 and peer in heard):
+                            heard[peer] = report  # keep the last statistics report
                         reports += 1
-                        # Every frame is intra-coded, so the next frame is the key frame asked for.
-                        keyframe_requests += report.keyframe
                     if rate is not None:
                         rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
                 if rate is not None:
-                    level = rate.choose()
+                    level = rate.choose(publisher.next_is_key())
                 result = publisher.send(frame, level)
+                key_frames += result.kind == KEY
                 if rate is not None:
-                    rate.update(level, 8 * result.message_bytes)
+                    rate.update(level, 8 * result.message_bytes, result.kind == KEY)
                 sent += 1
                 window_frames += 1
                 window_bytes += result.message_bytes
@@ -133,7 +141,7 @@ def run_sender(config: SenderConfig) -> dict:
                     common = {
                         "level": level,
                         "receivers_heard": len(heard),
-                        "keyframes": keyframe_requests,
+                        "keyframes": key_frames,
                     }
                     dashboard.update(
                         common
@@ -186,6 +194,7 @@ def run_sender(config: SenderConfig) -> dict:
         "receivers_heard": len(heard),
         "reports": reports,
         "keyframe_requests": keyframe_requests,
+        "key_frames": key_frames,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
     }
     print("sender summary: " + json.dumps(summary), flush=True)

@@ -14,6 +14,7 @@ from shared import wire
 from shared.codec import ImageCodec
 from shared.frames import to_rgb
 from shared.security import ServerSecurity
+from shared.video import VideoEncoder, VideoSettings
 
 SEND_HIGH_WATER_MARK = 16  # messages queued per subscriber before ZeroMQ drops new ones
 
@@ -28,6 +29,7 @@ class SentFrame:
     width: int
     height: int
     encode_ms: float
+    kind: str = "key"
 
 
 class FramePublisher:
@@ -41,8 +43,10 @@ class FramePublisher:
         send_reference: bool = True,
         context: zmq.Context | None = None,
         security: ServerSecurity | None = None,
+        video: VideoSettings | None = None,
     ) -> None:
         self.codec = codec
+        self.encoder = VideoEncoder(codec, video)
         self.stream_id = stream_id
         self.send_reference = send_reference
         self.seq = -1
@@ -62,11 +66,12 @@ class FramePublisher:
             raise ValueError(f"cannot bind {bind}: {error.strerror}") from None
 
     def send(self, frame: np.ndarray, level: int, color_order: str = "bgr") -> SentFrame:
-        """Encode and publish one frame; never blocks on slow subscribers."""
+        """Encode and publish one frame (a key frame when the settings' interval or a request
+        says so, a predicted frame otherwise); never blocks on slow subscribers."""
         capture_us = time.time_ns() // 1000
         started = time.perf_counter()
         rgb = to_rgb(frame, color_order)
-        coded = self.codec.compress(rgb, level, "rgb")
+        coded = self.encoder.encode(rgb, level, "rgb")
         encode_ms = (time.perf_counter() - started) * 1000
         self.seq += 1
         parts = wire.encode_frame(
@@ -79,6 +84,9 @@ class FramePublisher:
                 model=self.codec.model_hash,
                 level=level,
                 payload=coded.payload,
+                kind=coded.kind,
+                slice_rows=coded.slice_rows,
+                slice_bytes=coded.slice_bytes,
             )
         )
         self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
@@ -91,8 +99,22 @@ class FramePublisher:
                 )
                 self.socket.send_multipart(wire.encode_reference(reference), flags=zmq.NOBLOCK)
         return SentFrame(
-            self.seq, len(coded.payload), len(parts[1]), coded.width, coded.height, encode_ms
+            self.seq,
+            len(coded.payload),
+            len(parts[1]),
+            coded.width,
+            coded.height,
+            encode_ms,
+            coded.kind,
         )
+
+    def next_is_key(self) -> bool:
+        """Whether the next frame will be a key frame (for rate control)."""
+        return self.encoder.next_is_key()
+
+    def request_key_frame(self) -> None:
+        """Make the next frame a key frame."""
+        self.encoder.request_key_frame()
 
     def close(self) -> None:
         """Announce the end of the stream and close the socket (lingers up to 2 s)."""

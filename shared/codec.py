@@ -17,7 +17,13 @@ import constriction
 import numpy as np
 import torch
 
-from .entropy.coder import GroupedCoder, LatentCoder, decode_payload, words_to_bytes
+from .entropy.coder import (
+    CorruptPayload,
+    GroupedCoder,
+    LatentCoder,
+    decode_payload,
+    words_to_bytes,
+)
 from .entropy.gaussian import SCALE_COUNT
 from .entropy.tables import FrozenTables
 from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
@@ -53,15 +59,33 @@ class CompressedFrame:
     """One coded frame.
 
     Attributes:
-        payload: the entropy-coded latents (bytes; length is a multiple of 4).
+        payload: the entropy-coded latents (bytes): its slices one after another, each a
+            multiple of 4 bytes.
         height, width: size of the original frame in pixels.
         level: quality level index used.
+        kind: ``"key"`` (decodable on its own) or ``"inter"`` (predicted from the previous
+            frame; see ``shared.video``).
+        slice_rows: latent rows per slice; ``0`` = the whole frame is one slice.
+        slice_bytes: bytes of each slice in order; empty = one slice of the whole payload.
     """
 
     payload: bytes
     height: int
     width: int
     level: int
+    kind: str = "key"
+    slice_rows: int = 0
+    slice_bytes: tuple[int, ...] = ()
+
+    def slices(self) -> list[bytes]:
+        """The payload cut into its slices."""
+        if not self.slice_bytes:
+            return [self.payload]
+        if sum(self.slice_bytes) != len(self.payload):
+            raise CorruptPayload("slice lengths do not add up to the payload")
+        ends = np.cumsum(self.slice_bytes)
+        pairs = zip(self.slice_bytes, ends, strict=True)
+        return [self.payload[end - size : end] for size, end in pairs]
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -201,13 +225,14 @@ class ImageCodec:
         return tensor.contiguous(memory_format=self.memory_format)
 
     @torch.inference_mode()
-    def transform(self, tensor: torch.Tensor, level: int) -> Analysis:
+    def transform(self, tensor: torch.Tensor, level: int, hyper: bool = True) -> Analysis:
         """Gained float32 latents ``g_a(x) * gain[level]``, shape ``(1, M, h, w)``, and for
-        the hyperprior the integer hyper-latents."""
+        the hyperprior (unless ``hyper=False``: predicted frames need none) the integer
+        hyper-latents."""
         with self._autocast():
             code = self.model.g_a(tensor)
             z = None
-            if self.hyper:
+            if self.hyper and hyper:
                 z = torch.round(self.model.hyper_latents(code).float())
                 z = z[0].to(torch.int32).cpu().numpy()
         return Analysis(code.float() * self.model.gain(level), z)
@@ -293,8 +318,25 @@ class ImageCodec:
         return self.decompress_with_latents(frame)[0]
 
     def decompress_with_latents(self, frame: CompressedFrame) -> tuple[np.ndarray, Latents]:
-        """The reconstruction and the decoded latents (e.g. to report the code's sparsity)."""
+        """The reconstruction and the decoded latents of a key frame (any slicing); predicted
+        frames need the previous frame (``shared.video.VideoDecoder``)."""
         self.check_level(frame.level)
+        if frame.kind != "key":
+            raise ValueError("a predicted frame needs its reference: use shared.video")
         shape = self.latent_shape(frame.height, frame.width)
-        latents = self.entropy_decode(frame.payload, frame.level, shape)
+        pieces = frame.slices()
+        if len(pieces) == 1:
+            latents = self.entropy_decode(frame.payload, frame.level, shape)
+        else:
+            rows = frame.slice_rows
+            if rows <= 0 or -(-shape[1] // rows) != len(pieces):
+                raise CorruptPayload(f"{len(pieces)} slices do not fit {shape[1]} latent rows")
+            bands = [
+                self.entropy_decode(
+                    data, frame.level, (shape[0], min(rows, shape[1] - i * rows), shape[2])
+                )
+                for i, data in enumerate(pieces)
+            ]
+            z = None if bands[0].z is None else np.concatenate([b.z for b in bands], axis=1)
+            latents = Latents(np.concatenate([b.y for b in bands], axis=1), z)
         return self.synthesize(latents.y, frame.level, frame.height, frame.width), latents

@@ -8,8 +8,13 @@ subscribe to a topic costs no bandwidth for it):
   ``seq`` sequence number (int, 0 .. 2**63-1, +1 per frame), ``ts_us`` capture time (int,
   microseconds since the Unix epoch, sender clock), ``w``/``h`` frame size in pixels
   (1 .. 4096), ``model`` model content hash (16 hex chars), ``level`` quality level (int),
-  ``payload`` entropy-coded latents (bin, length a multiple of 4), ``crc`` CRC-32 of
-  ``payload`` (int).
+  ``kind`` "key" (decodable alone) or "inter" (predicted from frame ``seq - 1``; see
+  ``shared.video``), ``rows`` latent rows per slice (0 = one slice), ``payload`` the
+  entropy-coded slices one after another (bin), ``slices`` the byte length of each slice
+  (array of 1..64 ints, each a multiple of 4, summing to the payload's length), ``crcs`` the
+  CRC-32 of each slice (array, same length). A slice whose CRC does not match is reported in
+  ``FrameMessage.damaged`` (the receiver conceals its band); a frame with every slice
+  damaged is rejected.
 - ``b"lc.ref"``: the sender's original frame, losslessly PNG-coded, for measuring the true
   PSNR at the receiver. Body: ``v``, ``t`` = "reference", ``stream``, ``seq``, ``w``, ``h``,
   ``png`` (bin). Not part of the coded stream's bitrate.
@@ -28,13 +33,15 @@ with a short machine-readable ``reason`` for each kind of rejection.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 import zlib
 from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: key/inter frames and slices with one CRC-32 each
 TOPIC_FRAME = b"lc.frame"
 TOPIC_REFERENCE = b"lc.ref"
 TOPIC_END = b"lc.end"
@@ -43,6 +50,8 @@ TOPICS = (TOPIC_FRAME, TOPIC_REFERENCE, TOPIC_END)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 MAX_SIDE = 4096
 MAX_STREAM_ID = 64
+MAX_SLICES = 64
+FRAME_KINDS = ("key", "inter")
 _HASH_RE = re.compile(r"[0-9a-f]{16}")
 
 
@@ -64,6 +73,16 @@ class FrameMessage:
     model: str
     level: int
     payload: bytes
+    kind: str = "key"
+    slice_rows: int = 0
+    slice_bytes: tuple[int, ...] = ()  # empty: one slice of the whole payload
+    damaged: frozenset[int] = frozenset()  # slices whose CRC-32 failed (set by ``decode``)
+
+    def slices(self) -> list[bytes]:
+        """The payload cut into its slices."""
+        sizes = self.slice_bytes or (len(self.payload),)
+        ends = itertools.accumulate(sizes)
+        return [self.payload[end - size : end] for size, end in zip(sizes, ends, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,7 @@ def payload_crc(payload: bytes) -> int:
 
 
 def encode_frame(message: FrameMessage) -> list[bytes]:
+    slices = message.slices()
     body = {
         "v": PROTOCOL_VERSION,
         "t": "frame",
@@ -187,8 +207,11 @@ def encode_frame(message: FrameMessage) -> list[bytes]:
         "h": message.height,
         "model": message.model,
         "level": message.level,
+        "kind": message.kind,
+        "rows": message.slice_rows,
         "payload": message.payload,
-        "crc": payload_crc(message.payload),
+        "slices": [len(piece) for piece in slices],
+        "crcs": [payload_crc(piece) for piece in slices],
     }
     return [TOPIC_FRAME, msgpack.packb(body, use_bin_type=True)]
 
@@ -272,14 +295,42 @@ def decode(frames: list[bytes]) -> Message:
     if not isinstance(model, str) or not _HASH_RE.fullmatch(model):
         raise WireError("bad_field", "model must be 16 lowercase hex characters")
     level = _int(body, "level", 0, 255)
+    kind = body.get("kind")
+    if kind not in FRAME_KINDS:
+        raise WireError("bad_field", f"kind must be one of {FRAME_KINDS}")
+    rows = _int(body, "rows", 0, MAX_SIDE)
     payload = _bytes(body, "payload")
-    if len(payload) % 4:
-        raise WireError("bad_payload", "payload length is not a multiple of 4")
     if len(payload) > 16 * width * height + 4096:
         raise WireError(
             "bad_payload", f"payload of {len(payload)} bytes is too large for the frame"
         )
-    crc = _int(body, "crc", 0, 0xFFFFFFFF)
-    if payload_crc(payload) != crc:
-        raise WireError("checksum", "payload CRC-32 does not match")
-    return FrameMessage(stream, seq, ts_us, width, height, model, level, payload)
+    sizes = _int_list(body, "slices", MAX_MESSAGE_BYTES)
+    crcs = _int_list(body, "crcs", 0xFFFFFFFF)
+    if len(crcs) != len(sizes):
+        raise WireError("bad_field", "slices and crcs differ in length")
+    if sum(sizes) != len(payload) or any(size % 4 for size in sizes):
+        raise WireError("bad_payload", "slice lengths must be multiples of 4 summing to payload")
+    canonical = tuple(sizes) if len(sizes) > 1 else ()  # one slice: no table needed
+    message = FrameMessage(
+        stream, seq, ts_us, width, height, model, level, payload, kind, rows, canonical
+    )
+    damaged = frozenset(
+        i
+        for i, (piece, crc) in enumerate(zip(message.slices(), crcs, strict=True))
+        if payload_crc(piece) != crc
+    )
+    if len(damaged) == len(sizes):
+        raise WireError("checksum", "no slice's CRC-32 matches")
+    if damaged:
+        message = dataclasses.replace(message, damaged=damaged)
+    return message
+
+
+def _int_list(body: dict, key: str, high: int) -> list[int]:
+    """A list of 1..MAX_SLICES integers in ``0..high``."""
+    values = body.get(key)
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_SLICES:
+        raise WireError("bad_field", f"{key} must be a list of 1..{MAX_SLICES} integers")
+    if any(type(v) is not int or not 0 <= v <= high for v in values):
+        raise WireError("bad_field", f"{key} must hold integers in 0..{high}")
+    return values

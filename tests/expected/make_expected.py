@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import constriction
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared import wire  # noqa: E402
 from shared.codec import ImageCodec, Latents  # noqa: E402
+from shared.entropy.coder import words_to_bytes  # noqa: E402
+from shared.inter import GainRescaler, InterCoder  # noqa: E402
 from shared.registry import ZOO  # noqa: E402
 
 EXPECTED = Path(__file__).with_name("bitstreams.json")
@@ -43,9 +46,46 @@ def golden_latents(codec: ImageCodec, level: int) -> Latents:
 
 def golden_message() -> list[bytes]:
     message = wire.FrameMessage(
-        "golden", 42, 1_700_000_000_123_456, 176, 144, "0123456789abcdef", 3, bytes(range(256)) * 2
+        "golden",
+        42,
+        1_700_000_000_123_456,
+        176,
+        144,
+        "0123456789abcdef",
+        3,
+        bytes(range(256)) * 2,
+        kind="inter",
+        slice_rows=4,
+        slice_bytes=(128, 256, 128),
     )
     return wire.encode_frame(message)
+
+
+def golden_residual(channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A predicted slice's residual ``(C, 9, 11)`` and skip map: mostly zeros, a few
+    channels active, one escape."""
+    rng = np.random.default_rng(77)
+    residual = np.round(rng.laplace(scale=0.8, size=(channels, *LATENT_HW))).astype(np.int64)
+    residual[rng.random(channels) < 0.6] = 0
+    skip = rng.random(LATENT_HW) < 0.4
+    residual[:, skip] = 0
+    residual[1, 0, 0] = 900 if not skip[0, 0] else residual[1, 0, 0]
+    return residual, skip
+
+
+def golden_inter_payload(codec: ImageCodec) -> bytes:
+    residual, skip = golden_residual(codec.model.config.latent)
+    coder = constriction.stream.stack.AnsCoder()
+    InterCoder().encode_into(coder, residual, skip)
+    return words_to_bytes(coder)
+
+
+def golden_ratios_md5(codec: ImageCodec) -> str:
+    """md5 of the fixed-point gain ratios between every pair of levels (pins the rescaling
+    of predictions across levels)."""
+    rescaler = GainRescaler(codec.model.log_gain.detach().numpy())
+    ratios = [rescaler.ratio(a, b) for a in range(codec.levels) for b in range(codec.levels)]
+    return hashlib.md5(np.stack(ratios).astype("<i8").tobytes()).hexdigest()
 
 
 def golden_indices_md5(codec: ImageCodec, latents: Latents, level: int) -> str:
@@ -63,7 +103,13 @@ def compute_model(name: str) -> dict:
         levels[str(level)] = {"bytes": len(payload), "md5": hashlib.md5(payload).hexdigest()}
         if codec.hyper:
             levels[str(level)]["indices_md5"] = golden_indices_md5(codec, latents, level)
-    return {"model_sha256": codec.model_file.content_sha256, "payloads": levels}
+    inter = golden_inter_payload(codec)
+    return {
+        "model_sha256": codec.model_file.content_sha256,
+        "payloads": levels,
+        "inter": {"bytes": len(inter), "md5": hashlib.md5(inter).hexdigest()},
+        "gain_ratios_md5": golden_ratios_md5(codec),
+    }
 
 
 def compute() -> dict:

@@ -9,15 +9,22 @@ from sender.rate import RateController
 from tests.test_end_to_end import run_pair
 
 
-def simulate(target_kbps: float, seconds: float = 30, fps: float = 30, seed: int = 0):
+def simulate(
+    target_kbps: float, seconds: float = 30, fps: float = 30, seed: int = 0, key_every: int = 1
+):
+    """Frames of a synthetic stream; with ``key_every > 1`` a key frame costing 8 predicted
+    frames every ``key_every`` frames."""
     rng = random.Random(seed)
     controller = RateController(target_kbps, fps, levels=8)
     frames = []
     for i in range(int(seconds * fps)):
         scene = 1.0 if i < seconds * fps / 2 else 1.8  # a harder scene half-way through
-        level = controller.choose()
+        key = key_every > 1 and i % key_every == 0
+        level = controller.choose(key)
         bits = 4000 * scene * 1.45**level * rng.uniform(0.85, 1.15)
-        controller.update(level, bits)
+        if key_every > 1:
+            bits = bits * 8 / 3 if key else bits / 3
+        controller.update(level, bits, key)
         frames.append((i / fps, level, bits))
     return frames
 
@@ -39,6 +46,17 @@ def test_average_within_ten_percent_over_every_window(target):
     # Settled, it mixes neighbouring levels only: no jumps across the range.
     jumps = [abs(a[1] - b[1]) for a, b in zip(frames[60:], frames[61:], strict=False)]
     assert max(jumps) <= 2 and sum(j > 1 for j in jumps) <= 3
+
+
+@pytest.mark.parametrize("target", [100, 300])
+def test_key_and_predicted_frames_hold_the_target_too(target):
+    frames = simulate(target, key_every=60)
+    for kbps in windows(frames, settle_s=2.0):
+        assert abs(kbps - target) <= 0.1 * target, kbps
+    key_levels = [level for i, (_, level, _) in enumerate(frames) if i % 60 == 0][1:]
+    neighbours = [frames[i + 1][1] for i in range(60, len(frames) - 1, 60)]
+    # Key frames get a quality close to the predicted frames around them.
+    assert all(abs(k - n) <= 2 for k, n in zip(key_levels, neighbours, strict=False))
 
 
 def test_rejects_nonsense():

@@ -5,8 +5,9 @@ The decoder's path from payload to latents is integer-only (frozen tables; for t
 hyperprior, the fixed-point prior network), so the sender's floating-point choices (threads,
 memory format, bf16 autocast, CUDA) change which integers it sends, never how a receiver
 reads them. Each pair below encodes real video frames (the embedded sample clip) on side A
-and decodes them on side B; the fast run checks 24 frames per pair and model, the slow run
-(``make test-slow``) 1,056 frames.
+and decodes them on side B, twice: each frame as a stand-alone image, and all frames as a
+video of key and predicted frames in slices; the fast run checks 24 frames per pair and
+model, the slow run (``make test-slow``) 1,056 frames.
 """
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sender.sources import sample_clip_path
 from shared.codec import ImageCodec, Latents
 from shared.modelfile import load_model_file
 from shared.registry import ZOO, resolve_model_path
+from shared.video import VideoDecoder, VideoEncoder, VideoSettings
 
 
 @dataclass(frozen=True)
@@ -41,20 +43,24 @@ PAIRS = {
 
 @cache
 def video_frames(count: int) -> list[np.ndarray]:
-    """``count`` real 176x144 RGB frames: 8 windows of each frame of the sample clip."""
+    """``count`` real 176x144 RGB frames: 8 windows of the sample clip, each window's frames
+    in time order (window after window), so predicted frames see real motion."""
+    per_window = -(-count // 8)
     capture = cv2.VideoCapture(str(sample_clip_path()))
-    frames = []
-    while len(frames) < count:
+    clip = []
+    while len(clip) < per_window:
         ok, bgr = capture.read()
         if not ok:
-            break
-        small = cv2.resize(bgr, (640, 360), interpolation=cv2.INTER_AREA)
-        for i in range(8):
-            top, left = 24 * (i % 4), 60 * i
-            frames.append(
-                cv2.cvtColor(small[top : top + 144, left : left + 176], cv2.COLOR_BGR2RGB)
-            )
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a short clip: continue from its start
+            continue
+        clip.append(cv2.resize(bgr, (640, 360), interpolation=cv2.INTER_AREA))
     capture.release()
+    frames = []
+    for i in range(8):
+        top, left = 24 * (i % 4), 60 * i
+        for small in clip:
+            window = small[top : top + 144, left : left + 176]
+            frames.append(cv2.cvtColor(window, cv2.COLOR_BGR2RGB))
     return frames[:count]
 
 
@@ -74,6 +80,16 @@ def check_pair(name: str, pair: str, count: int) -> int:
     frames = video_frames(count)
     assert len(frames) == count
     mismatches = 0
+    # The same frames as a video: key frames every 8, predicted frames between, 3 slices of
+    # 4 latent rows, the level changing every 3 frames (predictions are rescaled).
+    video_a = VideoEncoder(encoder, VideoSettings(keyframe_interval=8, slice_rows=4))
+    video_b = VideoDecoder(decoder)
+    for index, rgb in enumerate(frames):
+        torch.set_num_threads(side_a.threads)
+        coded = video_a.encode(rgb, (index // 3) % encoder.levels)
+        torch.set_num_threads(side_b.threads)
+        decoded = video_b.decode(coded, index, synthesize=False)
+        mismatches += not np.array_equal(decoded.latents, video_a.last_latents)
     for index, rgb in enumerate(frames):
         level = index % encoder.levels
         torch.set_num_threads(side_a.threads)

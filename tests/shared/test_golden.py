@@ -14,8 +14,17 @@ import pytest
 
 from shared import wire
 from shared.codec import ImageCodec
+from shared.entropy.coder import decode_payload
+from shared.inter import InterCoder
 from shared.registry import ZOO
-from tests.expected.make_expected import golden_indices_md5, golden_latents, golden_message
+from tests.expected.make_expected import (
+    golden_indices_md5,
+    golden_inter_payload,
+    golden_latents,
+    golden_message,
+    golden_ratios_md5,
+    golden_residual,
+)
 
 EXPECTED = json.loads((Path(__file__).parents[1] / "expected" / "bitstreams.json").read_text())
 CASES = [(name, level) for name, entry in EXPECTED["models"].items() for level in entry["payloads"]]
@@ -52,3 +61,16 @@ def test_payload_md5_and_exact_decode(name, level):
 def test_wire_frame_md5():
     assert EXPECTED["protocol_version"] == wire.PROTOCOL_VERSION
     assert hashlib.md5(b"".join(golden_message())).hexdigest() == EXPECTED["wire_frame_md5"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["models"]))
+def test_predicted_frame_payload_and_gain_ratios(name):
+    model = codec(name)
+    expected = EXPECTED["models"][name]
+    payload = golden_inter_payload(model)
+    assert len(payload) == expected["inter"]["bytes"]
+    assert hashlib.md5(payload).hexdigest() == expected["inter"]["md5"]
+    residual, _ = golden_residual(model.model.config.latent)
+    decoded = decode_payload(payload, lambda d: InterCoder().decode_from(d, *residual.shape))
+    np.testing.assert_array_equal(decoded, residual)
+    assert golden_ratios_md5(model) == expected["gain_ratios_md5"]

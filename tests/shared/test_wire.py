@@ -63,8 +63,11 @@ def test_header_fields_are_all_present():
         "h",
         "model",
         "level",
+        "kind",
+        "rows",
         "payload",
-        "crc",
+        "slices",
+        "crcs",
     } == set(body)
     assert body["v"] == wire.PROTOCOL_VERSION
 
@@ -72,7 +75,8 @@ def test_header_fields_are_all_present():
 @pytest.mark.parametrize(
     "changes, reason",
     [
-        ({"v": 2}, "protocol_version"),
+        ({"v": 1}, "protocol_version"),
+        ({"v": 3}, "protocol_version"),
         ({"v": ...}, "protocol_version"),
         ({"v": True}, "protocol_version"),
         ({"t": "reference"}, "bad_field"),
@@ -88,7 +92,17 @@ def test_header_fields_are_all_present():
         ({"payload": "text"}, "bad_field"),
         ({"payload": b"\x00\x01\x02"}, "bad_payload"),
         ({"payload": b"\x00" * (16 * 176 * 144 + 4100)}, "bad_payload"),
-        ({"crc": 0}, "checksum"),
+        ({"crcs": [0]}, "checksum"),
+        ({"crcs": [0, 0]}, "bad_field"),
+        ({"crcs": ...}, "bad_field"),
+        ({"slices": [36]}, "bad_payload"),
+        ({"slices": [38, 2], "crcs": [0, 0]}, "bad_payload"),
+        ({"slices": []}, "bad_field"),
+        ({"slices": [0] * 65}, "bad_msgpack"),  # over the unpacker's array limit
+        ({"slices": [-4, 44], "crcs": [0, 0]}, "bad_field"),
+        ({"kind": "delta"}, "bad_field"),
+        ({"kind": ...}, "bad_field"),
+        ({"rows": -1}, "out_of_range"),
         ({"stream": ""}, "bad_field"),
         ({"stream": "x" * 65}, "bad_field"),
         ({"stream": "bad\nname"}, "bad_field"),
@@ -97,6 +111,17 @@ def test_header_fields_are_all_present():
 )
 def test_invalid_fields_are_rejected_with_a_reason(changes, reason):
     assert reason_of(repack(wire.encode_frame(frame()), **changes)) == reason
+
+
+def test_sliced_frame_roundtrip_and_a_damaged_slice_is_reported_not_rejected():
+    message = frame(kind="inter", slice_rows=8, slice_bytes=(8, 24, 8))
+    assert wire.decode(wire.encode_frame(message)) == message
+    parts = wire.encode_frame(message)
+    body = body_of(parts)
+    body["payload"] = body["payload"][:8] + b"\xff" * 4 + body["payload"][12:]
+    decoded = wire.decode([parts[0], msgpack.packb(body, use_bin_type=True)])
+    assert decoded.damaged == frozenset({1})
+    assert decoded.slices()[0] == message.slices()[0]
 
 
 def test_corrupted_payload_fails_the_checksum():
