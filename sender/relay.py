@@ -10,6 +10,12 @@ receivers hang below it, and relays chain into trees for larger audiences (a sen
 a few relays, each relay a few hundred receivers, limited by its own uplink bandwidth).
 Reports from downstream receivers are forwarded to the sender, which hears the relay's
 receivers as one peer.
+
+With ``--secure`` both hops are CURVE-encrypted and authenticated: upstream the relay is a
+client of the sender (its public key must be on the sender's allow-list, and it holds the
+sender's public key); downstream it is a server with its own key pair and allow-list of
+receivers, who hold the relay's public key as their ``--server-key``. The relay decrypts
+and re-encrypts; it sees the stream in clear, so run it only on a machine you trust.
 """
 
 from __future__ import annotations
@@ -22,24 +28,35 @@ import zmq
 from shared import wire
 from shared.cli import ArgumentParser
 from shared.feedback import feedback_address
+from shared.security import ClientSecurity, KeyFileError, ServerSecurity
 
 
 class Relay:
     """Runs the two proxies in background threads until ``close``."""
 
-    def __init__(self, upstream: str, bind: str, context: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        bind: str,
+        context: zmq.Context | None = None,
+        upstream_security: ClientSecurity | None = None,
+        downstream_security: ServerSecurity | None = None,
+    ) -> None:
         self.context = context or zmq.Context()
         self.sockets: list[zmq.Socket] = []
+        self.downstream_security = downstream_security
+        up, down = upstream_security, downstream_security
         try:
-            xsub = self._socket(zmq.XSUB, connect=upstream)
-            xpub = self._socket(zmq.XPUB, bind=bind)
-            xpub.setsockopt(zmq.SNDHWM, 16)  # a slow receiver loses frames, not the relay RAM
-            router = self._socket(zmq.ROUTER, bind=feedback_address(bind))
+            xsub = self._socket(zmq.XSUB, connect=upstream, security=up)
+            xpub = self._socket(zmq.XPUB, bind=bind, security=down, hwm=16)
+            router = self._socket(zmq.ROUTER, bind=feedback_address(bind), security=down)
             router.setsockopt(zmq.MAXMSGSIZE, wire.MAX_REPORT_BYTES + 64)
-            dealer = self._socket(zmq.DEALER, connect=feedback_address(upstream))
+            dealer = self._socket(zmq.DEALER, connect=feedback_address(upstream), security=up)
         except zmq.ZMQError as error:
             for socket in self.sockets:
                 socket.close(linger=0)
+            if down is not None:
+                down.close()
             self.context.term()
             raise ValueError(error.strerror) from None
         self.threads = [
@@ -49,9 +66,13 @@ class Relay:
         for thread in self.threads:
             thread.start()
 
-    def _socket(self, kind: int, bind: str | None = None, connect: str | None = None):
+    def _socket(self, kind: int, bind=None, connect=None, security=None, hwm: int | None = None):
         socket = self.context.socket(kind)
         socket.setsockopt(zmq.LINGER, 0)
+        if hwm is not None:  # a slow receiver loses frames, not the relay's memory
+            socket.setsockopt(zmq.SNDHWM, hwm)
+        if security is not None:  # CURVE options must be set before bind/connect
+            security.apply(socket)
         self.sockets.append(socket)
         if bind:
             socket.bind(bind)
@@ -89,6 +110,8 @@ class Relay:
             dealer.close(linger=0)
 
     def close(self) -> None:
+        if self.downstream_security is not None:
+            self.downstream_security.close()  # its authenticator's socket first
         self.context.term()  # wakes both proxies with ETERM; returns once they closed
         for thread in self.threads:
             thread.join(timeout=5)
@@ -98,10 +121,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m sender.relay", description=__doc__)
     parser.add_argument("--upstream", required=True, help="the sender, e.g. tcp://A:5555")
     parser.add_argument("--bind", default="tcp://*:5555", help="where receivers connect")
+    parser.add_argument(
+        "--secure", action="store_true", help="CURVE on both hops (see the module docstring)"
+    )
+    parser.add_argument("--key", default="keys/relay.key_secret", help="the relay's secret key")
+    parser.add_argument("--server-key", default="keys/sender.key", help="the sender's public key")
+    parser.add_argument(
+        "--allow", default="keys/allowed", help="folder of admitted receivers' public keys"
+    )
     args = parser.parse_args(argv)
     try:
-        relay = Relay(args.upstream, args.bind)
-    except ValueError as error:
+        up = down = None
+        if args.secure:
+            up = ClientSecurity(args.key, args.server_key)
+            down = ServerSecurity(args.key, args.allow)
+        relay = Relay(args.upstream, args.bind, upstream_security=up, downstream_security=down)
+    except (ValueError, KeyFileError) as error:
         print(f"relay: error: {error}", file=sys.stderr)
         return 2
     print(f"relay: {args.upstream} -> {args.bind} (Ctrl-C stops)", flush=True)
