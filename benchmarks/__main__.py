@@ -39,8 +39,28 @@ def main(argv: list[str] | None = None) -> int:
     video.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     video.add_argument("--no-x264", dest="x264", action="store_false")
     video.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    rate = commands.add_parser("rate", help="rate-control accuracy on real clips (offline)")
+    rate.add_argument("--videos", required=True, help="folder with the test clips")
+    rate.add_argument("--out", required=True, help="output folder")
+    rate.add_argument("--model", default="realtime", help="zoo name or model file")
+    rate.add_argument("--rate-kbps", type=float, nargs="+", default=[300.0, 800.0])
+    rate.add_argument("--seconds", type=float, default=20.0, help="stream time per run")
+    rate.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    rate.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     args = parser.parse_args(argv)
     try:
+        if args.command == "rate":
+            import torch
+
+            from .rate import DEFAULT_CLIPS as RATE_CLIPS
+            from .rate import run_rate
+
+            torch.set_num_threads(args.threads)
+            if any(target <= 0 for target in args.rate_kbps):
+                raise ValueError("--rate-kbps must be positive")
+            patterns = tuple(args.clips) if args.clips else RATE_CLIPS
+            run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, 2.0, patterns)
+            return 0
         if args.command == "video":
             import torch
 

@@ -81,7 +81,7 @@ def run_sender(config: SenderConfig) -> dict:
         address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
         feedback = FeedbackServer(address, publisher.context, security)
     heard: dict[bytes, wire.ReportMessage] = {}
-    reports = keyframe_requests = key_frames = 0
+    reports = keyframe_requests = key_frames = dropped = 0
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
@@ -92,6 +92,18 @@ def run_sender(config: SenderConfig) -> dict:
         + (f", paced at {fps:.1f} fps" if fps else ""),
         flush=True,
     )
+
+    def pace(due: float) -> float:
+        """Sleep until the next frame is due; returns its due time."""
+        if not fps:
+            return due
+        due += 1.0 / fps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+            return due
+        return time.perf_counter()  # behind: do not try to catch up in a burst
+
     time.sleep(config.warmup)
     started = time.perf_counter()
     next_due = started
@@ -122,6 +134,11 @@ def run_sender(config: SenderConfig) -> dict:
                         reports += 1
                     if rate is not None:
                         rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
+                if rate is not None and not publisher.next_is_key() and rate.should_skip():
+                    rate.skip()  # even the lowest level is over budget: a lower frame rate
+                    dropped += 1
+                    next_due = pace(next_due)
+                    continue
                 if rate is not None:
                     level = rate.choose(publisher.next_is_key())
                 result = publisher.send(frame, level)
@@ -135,6 +152,10 @@ def run_sender(config: SenderConfig) -> dict:
                 encode_ms.append(result.encode_ms)
                 bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
                 now = time.perf_counter()
+                if now - window_start >= 1.0 and rate is not None:
+                    # Budget per frame from the frame rate really achieved (a loaded CPU or a
+                    # slow camera delivers fewer frames than asked for).
+                    rate.set_frame_rate(window_frames / (now - window_start))
                 if now - window_start >= 1.0 and dashboard is not None:
                     span, elapsed = now - window_start, now - started
                     recent = last_items(encode_ms, window_frames)
@@ -169,13 +190,7 @@ def run_sender(config: SenderConfig) -> dict:
                         flush=True,
                     )
                     window_start, window_frames, window_bytes = now, 0, 0
-                if fps:
-                    next_due += 1.0 / fps
-                    delay = next_due - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        next_due = time.perf_counter()  # behind: do not try to catch up in a burst
+                next_due = pace(next_due)
         finally:
             if feedback is not None:
                 feedback.close()
@@ -195,6 +210,7 @@ def run_sender(config: SenderConfig) -> dict:
         "reports": reports,
         "keyframe_requests": keyframe_requests,
         "key_frames": key_frames,
+        "dropped_by_rate_control": dropped,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
     }
     print("sender summary: " + json.dumps(summary), flush=True)

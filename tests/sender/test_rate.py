@@ -110,3 +110,29 @@ def test_backs_off_while_a_receiver_falls_behind_and_recovers():
     for second in range(5, 60):
         controller.adapt_to_receivers(fine, float(second))
     assert controller.target_kbps == 1000
+
+
+def test_a_target_below_the_lowest_level_drops_frames_instead_of_overshooting():
+    controller = RateController(40, 30, levels=8)  # level 0 costs ~100 kbps below
+    sent_bits, dropped = [], 0
+    for i in range(900):
+        if i > 0 and controller.should_skip():
+            controller.skip()
+            dropped += 1
+            sent_bits.append(0.0)
+            continue
+        level = controller.choose(key=i == 0)
+        bits = 3300 * 1.45**level * (8 if i == 0 else 1)
+        controller.update(level, bits, key=i == 0)
+        sent_bits.append(bits)
+    late = sent_bits[300:]  # after 10 s
+    assert 0.9 * 40 <= sum(late) / (len(late) / 30) / 1000 <= 1.1 * 40
+    assert 400 < dropped < 800
+
+
+def test_budget_follows_the_frame_rate_really_achieved():
+    controller = RateController(300, 30, levels=8)
+    controller.set_frame_rate(15)
+    assert controller.budget_bits == 20_000
+    controller.set_frame_rate(100)  # never above the nominal rate
+    assert controller.budget_bits == 10_000
