@@ -28,6 +28,7 @@ import torch
 
 from shared import wire
 from shared.codec import ImageCodec
+from shared.video import VideoDecoder, VideoEncoder
 
 SENDER_STAGES = ("capture_convert", "analysis", "quantize", "entropy_encode", "wire_pack")
 RECEIVER_STAGES = ("wire_unpack", "entropy_decode", "synthesis")
@@ -225,6 +226,45 @@ def _guard(run: Callable[[], dict]) -> dict:
         return {"unavailable": f"{type(error).__name__}: {error}"}
 
 
+def time_stream(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
+    """Sender and receiver milliseconds per frame of a real stream (``VideoEncoder`` /
+    ``VideoDecoder`` with the sender's default settings: one key frame, then predicted
+    frames), split by frame kind; sender = colour conversion to the packed wire message,
+    receiver = validation to the RGB picture."""
+    encoder, decoder = VideoEncoder(codec), VideoDecoder(codec)
+    times: dict[str, dict[str, list[float]]] = {
+        kind: {"sender_total": [], "receiver_total": []} for kind in ("key", "inter")
+    }
+    height, width = frames[0].shape[:2]
+    for seq, bgr in enumerate(frames):
+        t0 = time.perf_counter()
+        coded = encoder.encode(bgr, level, "bgr")
+        parts = wire.encode_frame(
+            wire.FrameMessage(
+                "bench",
+                seq,
+                0,
+                width,
+                height,
+                codec.model_hash,
+                level,
+                coded.payload,
+                coded.kind,
+                coded.slice_rows,
+                coded.slice_bytes,
+            )
+        )
+        t1 = time.perf_counter()
+        decoder.decode(wire.decode(parts), seq)
+        t2 = time.perf_counter()
+        times[coded.kind]["sender_total"].append(t1 - t0)
+        times[coded.kind]["receiver_total"].append(t2 - t1)
+    return {
+        kind: {name: _summary(values) for name, values in entry.items() if values}
+        for kind, entry in times.items()
+    }
+
+
 def run_speed(
     out_dir: str,
     videos: str | None = None,
@@ -259,6 +299,7 @@ def run_speed(
             torch.set_num_threads(threads)
             entry["threads"][str(threads)] = {
                 "ours": time_ours(codec, bgr_frames, level),
+                "ours_stream": time_stream(codec, bgr_frames, level),
                 "x264": _guard(lambda f=bgr_frames, t=threads: time_x264(f, t)),
                 "jpeg_q75": time_jpeg(bgr_frames),
                 "compressai_bmshj2018_factorized": _guard(lambda f=bgr_frames: time_compressai(f)),
@@ -286,6 +327,14 @@ def print_table(label: str, entry: dict) -> None:
             row = ours[stage]
             print(f"    {stage:<18}{row['median_ms']:>8.2f}{row['p95_ms']:>8.2f}")
         print(f"    entropy coding share of the time: {ours['entropy_coding_share_pct']:.1f}%")
+        inter = result["ours_stream"].get("inter", {})
+        if inter:
+            print(
+                f"    stream, predicted frames: sender {inter['sender_total']['median_ms']:.2f}"
+                f" / {inter['sender_total']['p95_ms']:.2f}, receiver "
+                f"{inter['receiver_total']['median_ms']:.2f}"
+                f" / {inter['receiver_total']['p95_ms']:.2f}"
+            )
         ours_total = ours["sender_total"]["median_ms"] + ours["receiver_total"]["median_ms"]
         x264 = result["x264"].get("total", {}).get("median_ms")
         jpeg = result["jpeg_q75"]["total"]["median_ms"]

@@ -44,3 +44,12 @@ def test_compressai_transforms_have_its_shapes():
         y = g_a(torch.rand(1, 3, 64, 96))
         assert y.shape == (1, 192, 4, 6)
         assert g_s(y).shape == (1, 3, 64, 96)
+
+
+def test_time_stream_splits_key_and_predicted_frames(frames, tiny_model_path):
+    from benchmarks.speed import time_stream
+
+    codec = ImageCodec.load(str(tiny_model_path), "cpu", "fp32")
+    result = time_stream(codec, frames, 1)
+    assert result["key"]["sender_total"]["median_ms"] > 0
+    assert result["inter"]["receiver_total"]["median_ms"] > 0
