@@ -240,6 +240,7 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     clips = results["clips"]
     columns = min(4, len(clips))
@@ -262,6 +263,7 @@ def plot(results: dict, path: Path) -> None:
                     ms=3,
                 )
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
         axis.set_title(f"{name} ({entry['size']})", fontsize=9)
         axis.set_xlabel("kbps")
         axis.set_ylabel("PSNR-RGB (dB)")
