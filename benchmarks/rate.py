@@ -8,7 +8,8 @@ size. No network and no pacing: the timeline is ``frame index / fps``, so the re
 depend on this machine's speed. Reported per clip and target: the bitrate of every 5-second
 window starting after ``settle`` seconds (in 0.5 s steps), its worst deviation from the
 target, how often the level changes by more than one step (oscillation), and the frames the
-controller dropped because even the lowest level did not fit.
+controller dropped because even the lowest level did not fit, and the share of frames at the
+top level (a target above what the top level spends cannot be met by any controller).
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def run_rate(
                     abs(a - b) > 1 for a, b in zip(levels, levels[1:], strict=False)
                 ),
                 "levels_used": sorted(set(levels)),
+                # The target may lie outside what the model's levels can spend on this clip.
+                "share_at_top_level": sum(v == codec.levels - 1 for v in levels) / len(levels),
+                "share_at_level_0": sum(v == 0 for v in levels) / len(levels),
             }
             row = entry[str(target)]
             print(
