@@ -1,6 +1,7 @@
 """Faults between a sender and a receiver process: sender restart, receiver restart, and
-the link cut for 5 s. Every frame is independently decodable, so recovery means the next
-frame that arrives is shown; ZeroMQ reconnects by itself (every 100 ms)."""
+the link cut for 5 s. The stream is a key frame followed by predicted frames only (no
+periodic key frames), so every recovery below needs the receiver's key-frame request over
+the feedback channel to reach the sender; ZeroMQ reconnects by itself (every 100 ms)."""
 
 import json
 import socket
@@ -11,30 +12,52 @@ import zmq
 
 from shared import wire
 from shared.codec import ImageCodec
+from shared.feedback import FeedbackServer
+from shared.video import VideoEncoder, VideoSettings
 from tests.conftest import natural_like_image
 from tests.test_end_to_end import free_port, start, wait_until_listening
 
 
 class Streamer:
-    """Publishes one coded test frame every ``period`` s on a PUB socket bound to ``port``,
-    with sequence numbers from ``first_seq``; ``stop()`` closes the socket (a dead sender)."""
+    """Publishes a moving test scene as key + predicted frames, one every ``period`` s, on a
+    PUB socket bound to ``port``, with sequence numbers from ``first_seq``; key frames only
+    at the start and on request over the feedback channel (``port + 1`` unless
+    ``feedback_port``). ``stop()`` closes the sockets (a dead sender)."""
 
     def __init__(self, codec: ImageCodec, port: int, first_seq: int, period: float = 0.05):
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(f"tcp://127.0.0.1:{port}")
-        coded = codec.compress(natural_like_image(48, 64), 1, "rgb")
-        self.payload, self.model = coded.payload, codec.model_hash
+        self.feedback = FeedbackServer(f"tcp://127.0.0.1:{port + 1}", self.context)
+        self.encoder = VideoEncoder(codec, VideoSettings(keyframe_interval=1_000_000))
+        self.scene = natural_like_image(48, 400)
+        self.model = codec.model_hash
         self.seq, self.period = first_seq, period
+        self.key_frames = 0
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while self.running:
+            if any(report.keyframe for _, report in self.feedback.poll()):
+                self.encoder.request_key_frame()
+            shift = self.seq % 300
+            coded = self.encoder.encode(self.scene[:, shift : shift + 64], 1)
+            self.key_frames += coded.kind == "key"
             message = wire.FrameMessage(
-                "faults", self.seq, time.time_ns() // 1000, 64, 48, self.model, 1, self.payload
+                "faults",
+                self.seq,
+                time.time_ns() // 1000,
+                64,
+                48,
+                self.model,
+                1,
+                coded.payload,
+                coded.kind,
+                coded.slice_rows,
+                coded.slice_bytes,
             )
             self.socket.send_multipart(wire.encode_frame(message))
             self.seq += 1
@@ -43,17 +66,20 @@ class Streamer:
     def stop(self) -> int:
         self.running = False
         self.thread.join()
+        self.feedback.close()
         self.socket.close()
         self.context.term()
         return self.seq
 
 
-def receiver_process(tiny_model_path, port, out, env, idle="20"):
+def receiver_process(tiny_model_path, port, out, env, idle="20", feedback_port=None):
     process = start(
         "receiver",
         [
             "--connect",
             f"tcp://127.0.0.1:{port}",
+            "--feedback",
+            f"tcp://127.0.0.1:{feedback_port or port + 1}",
             "--model",
             str(tiny_model_path),
             "--threads",
@@ -74,6 +100,10 @@ def receiver_process(tiny_model_path, port, out, env, idle="20"):
 
 def decoded_seqs(out) -> list[int]:
     return [json.loads(line)["seq"] for line in (out / "frames.jsonl").read_text().splitlines()]
+
+
+def decoded_kinds(out) -> list[str]:
+    return [json.loads(line)["kind"] for line in (out / "frames.jsonl").read_text().splitlines()]
 
 
 def stop_receiver(process) -> None:
@@ -112,6 +142,7 @@ def test_receiver_restart_resumes(tmp_path, tiny_model_path, subprocess_env):
             time.sleep(1.0)
             stop_receiver(receiver)
             assert len(decoded_seqs(out)) >= 5, run
+            assert decoded_kinds(out)[0] == "key", run  # asked for on joining
     finally:
         streamer.stop()
 
@@ -172,16 +203,22 @@ def test_link_cut_for_five_seconds_recovers(tmp_path, tiny_model_path, subproces
     codec = ImageCodec.load(str(tiny_model_path), "cpu")
     port, out = free_port(), tmp_path / "rx"
     streamer = Streamer(codec, port, 0)
-    link = CuttableLink(port)
+    link, feedback_link = CuttableLink(port), CuttableLink(port + 1)
     link.start()
-    receiver = receiver_process(tiny_model_path, link.port, out, subprocess_env)
+    feedback_link.start()
+    receiver = receiver_process(
+        tiny_model_path, link.port, out, subprocess_env, feedback_port=feedback_link.port
+    )
     try:
         time.sleep(1.0)
         link.cut()
+        feedback_link.cut()
         cut_at = streamer.seq
+        keys_before = streamer.key_frames
         time.sleep(5.0)
         restored_at = streamer.seq
         link.restore()
+        feedback_link.restore()
         time.sleep(2.0)
         assert receiver.poll() is None  # neither end restarted
         stop_receiver(receiver)
@@ -193,3 +230,4 @@ def test_link_cut_for_five_seconds_recovers(tmp_path, tiny_model_path, subproces
     assert any(s < cut_at for s in seqs)
     assert not any(cut_at + 5 < s < restored_at for s in seqs)  # nothing crossed a dead link
     assert len([s for s in seqs if s > restored_at]) >= 10  # and the stream came back
+    assert streamer.key_frames > keys_before  # because the receiver asked for a key frame
