@@ -164,7 +164,7 @@ class StripSampler:
         return [kept[i] for i in chosen]
 
 
-def write_strip(samples, path: Path, stride: int, max_width: int = 1440) -> bool:
+def write_strip(samples, path: Path, stride: int, max_width: int = 1200) -> bool:
     """``strip.png``: one row per sample, original | code | reconstruction, labelled with
     the frame number, the code's zero share and the PSNR. Returns whether it was written."""
     from shared.codemap import code_image, zero_share

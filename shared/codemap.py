@@ -2,8 +2,8 @@
 
 A frame's latents are ``(C, h, w)`` integers, one position per ``stride x stride`` pixels.
 ``code_image`` draws them at frame size: per position, the L1 norm over channels (how many
-quantization steps the position spends), on a log scale through a colour map, or the first
-three principal components of the channels as RGB; positions whose every channel is zero
+quantization steps the position spends) through a colour map, or the first three principal
+components of the channels as RGB; positions whose every channel is zero
 are black, so the sparse (free) parts of the code show as dark blocks. As in the course's
 notebook, this is the view beside the original and the reconstruction.
 """
@@ -35,9 +35,10 @@ def code_image(
 ) -> np.ndarray:
     """An ``(height, width, 3)`` ``uint8`` RGB picture of ``latents`` ``(C, h, w)``.
 
-    ``mode="l1"``: per-position L1 norm, ``log1p``-scaled to the frame's largest value,
-    through the inferno colour map. ``mode="pca"``: the first three principal components
-    of the channels at the non-zero positions, each stretched to its 1st-99th percentile.
+    ``mode="l1"``: per-position L1 norm, scaled to the frame's 99th percentile (clipped),
+    through the inferno colour map (non-zero positions at least dark purple).
+    ``mode="pca"``: the first three principal components of the channels at the non-zero
+    positions, each stretched to its 1st-99th percentile.
     Zero positions (every channel 0) are black in both.
     """
     if mode not in CODE_MODES:
@@ -47,10 +48,10 @@ def code_image(
     values = latents.astype(np.float64)
     active = np.any(latents != 0, axis=0)  # (h, w)
     if mode == "l1":
-        norm = np.log1p(np.abs(values).sum(axis=0))
-        top = norm.max()
-        level = np.zeros_like(norm) if top == 0 else norm / top
-        gray = np.round(255 * level).astype(np.uint8)
+        norm = np.abs(values).sum(axis=0)
+        top = np.percentile(norm[active], 99) if active.any() else 0.0
+        level = np.zeros_like(norm) if top == 0 else np.clip(norm / top, 0.0, 1.0)
+        gray = np.round(30 + 225 * level).astype(np.uint8)
         rgb = cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO)[:, :, ::-1]
     else:
         channels, rows, cols = values.shape
