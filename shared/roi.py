@@ -147,8 +147,10 @@ class FaceRoi:
 
     ``update(rgb)`` once per frame runs the detector every ``interval`` frames (on a worker
     thread when ``background``, so a live sender does not stall; the boxes then arrive a few
-    frames later) and returns the region boxes in use; ``map_for(rgb)`` does the same and
-    returns the quality map, or ``None`` while no face is known (plain coding).
+    frames later; the very first detection runs in place, so that the stream's first key
+    frame already has its region) and returns the region boxes in use; ``map_for(rgb)``
+    does the same and returns the quality map, or ``None`` while no face is known (plain
+    coding).
     """
 
     def __init__(self, stride: int, settings: RoiSettings = RoiSettings(), background=False):
@@ -178,7 +180,7 @@ class FaceRoi:
             self._take(self._pending.result())
             self._pending = None
         if self.frames % self.settings.interval == 0:
-            if self._pool is None:
+            if self._pool is None or self.detections == 0:
                 self._take(face_boxes(rgb, self.settings.min_face))
             elif self._pending is None:
                 self._pending = self._pool.submit(face_boxes, rgb.copy(), self.settings.min_face)

@@ -137,14 +137,19 @@ def test_tracker_detects_on_its_cadence_and_holds_the_last_boxes(monkeypatch):
     assert tracker.map_for(frame) is None  # no face: plain coding
 
 
-def test_background_tracker_delivers_boxes_later(monkeypatch):
-    monkeypatch.setattr(roi, "face_boxes", lambda rgb, min_face: BOX)
-    tracker = FaceRoi(16, RoiSettings(interval=2), background=True)
+def test_background_tracker_detects_first_in_place_then_in_the_background(monkeypatch):
+    answers = iter([BOX, np.zeros((0, 4))] + [BOX] * 10)
+    monkeypatch.setattr(roi, "face_boxes", lambda rgb, min_face: next(answers))
+    tracker = FaceRoi(16, RoiSettings(interval=2, hold=0), background=True)
     frame = natural_like_image(96, 128)
     try:
+        assert tracker.map_for(frame) is not None  # frame 0: detected in place
+        assert tracker._pending is None
         tracker.update(frame)
+        tracker.update(frame)  # frame 2: the empty answer, computed on the worker
+        assert tracker._pending is not None
         tracker._pending.result(timeout=10)
-        assert tracker.map_for(frame) is not None
+        assert tracker.map_for(frame) is None  # delivered at the next frame (hold 0)
     finally:
         tracker.close()
 
