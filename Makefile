@@ -36,7 +36,7 @@ demo: install
 	    --model $(DEMO_MODEL) \
 	    --duration $(DEMO_SECONDS) --quiet || { kill $$receiver; exit 1; }; \
 	  wait $$receiver
-	@echo "== wrote demo-out/: side_by_side.png (original | reconstruction), timeline.png, summary.json, frames.jsonl =="
+	@echo "== wrote demo-out/: side_by_side.png (original | reconstruction), timeline.png, strip.png, summary.json, frames.jsonl =="
 
 lint: install
 	$(VENV)/bin/ruff check .

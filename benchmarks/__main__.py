@@ -1,4 +1,4 @@
-"""``python -m benchmarks rd|speed|video ...``: thin argparse shell over the benchmarks."""
+"""``python -m benchmarks rd|speed|video|roi ...``: thin argparse shell over the benchmarks."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     rate.add_argument("--seconds", type=float, default=20.0, help="stream time per run")
     rate.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     rate.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    roi = commands.add_parser("roi", help="region-of-interest (face) vs uniform coding")
+    roi.add_argument("--videos", required=True, help="folder with the talking-head clips")
+    roi.add_argument("--out", required=True, help="output folder")
+    roi.add_argument("--model", default="realtime", help="zoo name or model file")
+    roi.add_argument("--frames", type=int, default=90, help="frames per clip")
+    roi.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
+    roi.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    roi.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    roi.add_argument("--key-deadzone", type=float, default=None, help="outside, key frames")
+    roi.add_argument("--deadzone", type=float, default=None, help="outside, predicted frames")
+    roi.add_argument("--skip-l1", type=int, default=None, help="outside, predicted frames")
     args = parser.parse_args(argv)
     try:
         if args.command == "rate":
@@ -60,6 +71,28 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--rate-kbps must be positive")
             patterns = tuple(args.clips) if args.clips else RATE_CLIPS
             run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, 2.0, patterns)
+            return 0
+        if args.command == "roi":
+            import dataclasses
+
+            import torch
+
+            from shared.roi import RoiSettings
+
+            from .roi import DEFAULT_CLIPS as ROI_CLIPS
+            from .roi import run_roi
+
+            torch.set_num_threads(args.threads)
+            strengths = {
+                "key_deadzone": args.key_deadzone,
+                "deadzone": args.deadzone,
+                "skip_l1": args.skip_l1,
+            }
+            settings = dataclasses.replace(
+                RoiSettings(), **{k: v for k, v in strengths.items() if v is not None}
+            )
+            patterns = tuple(args.clips) if args.clips else ROI_CLIPS
+            run_roi(args.videos, args.out, args.model, args.frames, args.levels, patterns, settings)
             return 0
         if args.command == "video":
             import torch

@@ -26,6 +26,7 @@ import numpy as np
 
 from shared import wire
 from shared.codec import ImageCodec
+from shared.codemap import zero_share
 from shared.metrics import psnr
 from shared.video import VideoDecoder, VideoEncoder, VideoSettings
 
@@ -55,7 +56,7 @@ def code_ours(
 ) -> dict:
     """Encode and decode ``frames`` as a stream; kbps from whole wire messages."""
     encoder, decoder = VideoEncoder(codec, settings), VideoDecoder(codec)
-    message_bytes, psnrs, encode_ms, decode_ms, keys = [], [], [], [], 0
+    message_bytes, psnrs, encode_ms, decode_ms, zeros, keys = [], [], [], [], [], 0
     for seq, rgb in enumerate(frames):
         started = time.perf_counter()
         coded = encoder.encode(rgb, level)
@@ -79,6 +80,7 @@ def code_ours(
         finished = time.perf_counter()
         message_bytes.append(len(parts[1]))
         psnrs.append(psnr(rgb, decoded.rgb))
+        zeros.append(zero_share(decoded.latents))
         encode_ms.append(1000 * (encoded - started))
         decode_ms.append(1000 * (finished - encoded))
         keys += coded.kind == "key"
@@ -90,6 +92,7 @@ def code_ours(
         "bpp": bits / (len(frames) * height * width),
         "psnr": statistics.fmean(psnrs),
         "key_frames": keys,
+        "zero_share": statistics.fmean(zeros),  # sparsity: share of decoded latents that are 0
         "encode_ms_median": statistics.median(encode_ms),
         "decode_ms_median": statistics.median(decode_ms),
     }
@@ -221,13 +224,14 @@ def print_clip(name: str, entry: dict) -> None:
         return "n/a" if value is None else f"{value:+.1f}%"
 
     print(f"{name} ({entry['size']}, {entry['frames']} frames)")
-    print("  level | intra kbps  dB   | inter kbps  dB   | x264 kbps  dB")
+    print("  level | intra kbps  dB   zeros | inter kbps  dB   zeros | x264 kbps  dB")
     for i, (a, b) in enumerate(zip(entry["intra"], entry["inter"], strict=True)):
         x = entry.get("x264", [None] * len(entry["inter"]))[i]
         x_text = f"{x['kbps']:9.1f} {x['psnr']:5.2f}" if x else "-"
         print(
-            f"  {a['level']:5d} | {a['kbps']:10.1f} {a['psnr']:5.2f} | "
-            f"{b['kbps']:10.1f} {b['psnr']:5.2f} | {x_text}"
+            f"  {a['level']:5d} | {a['kbps']:10.1f} {a['psnr']:5.2f} "
+            f"{100 * a['zero_share']:4.0f}% | {b['kbps']:10.1f} {b['psnr']:5.2f} "
+            f"{100 * b['zero_share']:4.0f}% | {x_text}"
         )
     print(
         f"  BD-rate inter vs intra {fmt(entry['bd_rate_inter_vs_intra_pct'])}, "

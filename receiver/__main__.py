@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--record", default=None, help="save the received video to this .mp4 file")
     p.add_argument(
+        "--show-code",
+        action="store_true",
+        help="--show/--record show the code (latent map, zeros black) beside the reconstruction",
+    )
+    p.add_argument(
         "--secure",
         action="store_true",
         help="CURVE-encrypted, authenticated stream (needs --key and --server-key)",
@@ -72,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--key", default="keys/receiver.key_secret", help="this receiver's secret key file"
     )
     p.add_argument("--server-key", default="keys/sender.key", help="the sender's public key file")
-    p.add_argument("--out", default=None, help="folder for summary.json, frames.jsonl, images")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for summary.json, frames.jsonl and images (timeline.png, side_by_side.png, "
+        "strip.png: original | code | reconstruction)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-second lines")
     return p
 

@@ -24,13 +24,14 @@ from shared.registry import DEFAULT_MODEL
 from shared.security import ClientSecurity
 from shared.video import MissingReference, VideoDecoder
 
-from .display import FrameSink, plot_run
+from .display import FrameSink, StripSampler, code_view, plot_run, write_strip
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
 
 PENDING_LIMIT = 64  # frames/references kept while waiting for their partner
 KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most one key-frame request per this many seconds
 MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
+LATENT_HISTORY = 8  # decoded latents kept for the strip (references follow their frames)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ReceiverConfig:
     dashboard: bool = False  # a live terminal table instead of one line per second
     show: bool = False  # a window with the video and a statistics overlay
     record: str | None = None  # write the received video to this file (mp4)
+    show_code: bool = False  # --show/--record show the code map beside the reconstruction
     secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
     key: str = "keys/receiver.key_secret"
     server_key: str = "keys/sender.key"
@@ -91,12 +93,16 @@ class Receiver:
         self.sink: FrameSink | None = None
         self.overlay_lines: list[str] = ["waiting for statistics"]
         self.last_shown: np.ndarray | None = None
+        self.last_view: np.ndarray | None = None  # what the sink got last (concealment)
+        self.show_code = False  # the sink gets code map | reconstruction
+        self.strip: StripSampler | None = None  # samples for strip.png (with --out)
+        self.latents: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def _conceal(self) -> None:
         """A frame that arrived damaged is dropped; the viewer and the recording get the
         last good picture again instead of garbage (copy-previous concealment)."""
-        if self.sink is not None and self.last_shown is not None:
-            self.sink.add(self.last_shown, self.overlay_lines)
+        if self.sink is not None and self.last_view is not None:
+            self.sink.add(self.last_view, self.overlay_lines)
             self.stats.concealed += 1
 
     def _ask_for_key_frame(self) -> None:
@@ -216,8 +222,14 @@ class Receiver:
         if self.first_picture_s is None:
             self.first_picture_s = arrival_s
         if self.sink is not None:
-            self.sink.add(rgb, self.overlay_lines)
+            view = code_view(latents, rgb, self.codec.stride) if self.show_code else rgb
+            self.sink.add(view, self.overlay_lines)
+            self.last_view = view
         self.last_shown = rgb
+        if self.strip is not None:
+            self.latents[message.seq] = latents.astype(np.int32)
+            while len(self.latents) > LATENT_HISTORY:
+                self.latents.popitem(last=False)
         self.recent[message.seq] = (record, rgb)
         while len(self.recent) > PENDING_LIMIT:
             self.recent.popitem(last=False)
@@ -250,6 +262,8 @@ class Receiver:
         record, reconstruction = self.recent[seq]
         record.psnr_db = psnr(original, reconstruction)
         self.last_pair = (original, reconstruction)
+        if self.strip is not None and seq in self.latents:
+            self.strip.offer(seq, original, self.latents[seq], reconstruction)
 
 
 def report_of(window: dict, lost: int) -> wire.ReportMessage:
@@ -291,6 +305,8 @@ def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiv
         side = np.concatenate([original, reconstruction], axis=1)
         cv2.imwrite(str(out / "side_by_side.png"), cv2.cvtColor(side, cv2.COLOR_RGB2BGR))
     plot_run(list(stats.records), out / "timeline.png")
+    if receiver.strip is not None:
+        write_strip(receiver.strip.pick(), out / "strip.png", receiver.codec.stride)
 
 
 def run_receiver(config: ReceiverConfig) -> dict:
@@ -320,6 +336,8 @@ def run_receiver(config: ReceiverConfig) -> dict:
         request_key_frame=request_key_frame,
     )
     receiver.sink = sink
+    receiver.show_code = config.show_code
+    receiver.strip = StripSampler() if config.out else None
     print(
         f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
         flush=True,

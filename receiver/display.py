@@ -109,3 +109,90 @@ def plot_run(records: list[FrameRecord], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def labelled(rgb: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``rgb`` with ``text`` in its top-left corner on a dark band."""
+    out = rgb.copy()
+    out[:22, : min(out.shape[1], 8 * len(text) + 12)] //= 3
+    cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255))
+    return out
+
+
+def code_view(latents: np.ndarray, rgb: np.ndarray, stride: int) -> np.ndarray:
+    """``--show-code``: the code map (``shared.codemap``) beside the reconstruction, one
+    RGB image twice the frame's width."""
+    from shared.codemap import code_image, zero_share
+
+    height, width = rgb.shape[:2]
+    code = labelled(
+        code_image(latents, height, width, stride), f"code: {100 * zero_share(latents):.0f}% zeros"
+    )
+    return np.concatenate([code, rgb], axis=1)
+
+
+class StripSampler:
+    """Keeps a few (original, latents, reconstruction) triples spread over a whole run, in
+    bounded memory: every ``step``-th offered triple is kept; when ``capacity`` are held,
+    every other one is dropped and ``step`` doubles. The newest offer is kept too."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = max(2, capacity)
+        self.samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.step = 1
+        self.offered = 0
+        self.last: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def offer(self, seq: int, original: np.ndarray, latents: np.ndarray, reconstruction):
+        sample = (seq, original, latents, reconstruction)
+        self.last = sample
+        if self.offered % self.step == 0:
+            self.samples.append(sample)
+            if len(self.samples) >= self.capacity:
+                self.samples = self.samples[::2]
+                self.step *= 2
+        self.offered += 1
+
+    def pick(self, rows: int = 4) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Up to ``rows`` triples evenly spread from the first kept to the newest."""
+        kept = list(self.samples)
+        if self.last is not None and (not kept or kept[-1][0] != self.last[0]):
+            kept.append(self.last)
+        if len(kept) <= rows:
+            return kept
+        chosen = np.unique(np.round(np.linspace(0, len(kept) - 1, rows)).astype(int))
+        return [kept[i] for i in chosen]
+
+
+def write_strip(samples, path: Path, stride: int, max_width: int = 1200) -> bool:
+    """``strip.png``: one row per sample, original | code | reconstruction, labelled with
+    the frame number, the code's zero share and the PSNR. Returns whether it was written."""
+    from shared.codemap import code_image, zero_share
+    from shared.metrics import psnr
+
+    rows = []
+    for seq, original, latents, reconstruction in samples:
+        height, width = original.shape[:2]
+        code = code_image(latents, height, width, stride)
+        row = np.concatenate(
+            [
+                labelled(original, f"original, frame {seq}"),
+                labelled(code, f"code: {100 * zero_share(latents):.0f}% zeros"),
+                labelled(
+                    reconstruction, f"reconstruction: {psnr(original, reconstruction):.2f} dB"
+                ),
+            ],
+            axis=1,
+        )
+        if rows and row.shape[1] != rows[0].shape[1]:  # another frame size: match widths
+            scale = rows[0].shape[1] / row.shape[1]
+            row = cv2.resize(row, (rows[0].shape[1], max(1, round(row.shape[0] * scale))))
+        rows.append(row)
+    if not rows:
+        return False
+    strip = np.concatenate(rows, axis=0)
+    if strip.shape[1] > max_width:
+        scale = max_width / strip.shape[1]
+        size = (max_width, round(strip.shape[0] * scale))
+        strip = cv2.resize(strip, size, interpolation=cv2.INTER_AREA)
+    return bool(cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)))

@@ -10,6 +10,7 @@ from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
+from shared.roi import ROI_MODES, RoiSettings
 from shared.video import VideoSettings
 
 from .app import SenderConfig, run_sender
@@ -65,6 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=VideoSettings.deadzone,
         help="predicted frames keep a latent unchanged within 0.5 + this of it (noise costs "
         "no bits; 0 = plain rounding)",
+    )
+    p.add_argument(
+        "--roi",
+        choices=ROI_MODES,
+        default=None,
+        help="region of interest: 'face' spends the bits on faces (OpenCV's face detector) "
+        "and codes the rest more coarsely; same decoder (default: off)",
+    )
+    p.add_argument(
+        "--roi-interval",
+        type=int,
+        default=RoiSettings.interval,
+        help="with --roi: run the face detector every N frames",
+    )
+    p.add_argument(
+        "--roi-boost",
+        type=int,
+        default=SenderConfig.roi_boost,
+        help="with --roi and a fixed level: code this many levels higher (about the same "
+        "rate as uniform coding; with --rate-kbps the rate controller decides)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")

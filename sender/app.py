@@ -17,6 +17,7 @@ from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL
+from shared.roi import FaceRoi, RoiSettings
 from shared.security import ServerSecurity
 from shared.video import KEY, VideoSettings
 
@@ -35,6 +36,9 @@ class SenderConfig:
     keyframe_interval: int = VideoSettings.keyframe_interval  # 1 = intra only
     slice_rows: int = VideoSettings.slice_rows  # latent rows per slice; 0 = one slice
     deadzone: float = VideoSettings.deadzone  # see shared.inter.choose_latents
+    roi: str | None = None  # "face": region-of-interest coding (shared.roi); None = off
+    roi_interval: int = RoiSettings.interval  # run the face detector every N frames
+    roi_boost: int = 2  # with --roi and a fixed level: code this many levels higher
     feedback: str = "auto"  # receivers' reports: "auto" (data port + 1), "off", or an address
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
@@ -70,11 +74,21 @@ def run_sender(config: SenderConfig) -> dict:
     codec = ImageCodec.load(config.model, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
+    roi = None
+    if config.roi is not None:  # the bits saved outside the faces buy a higher level
+        roi = FaceRoi(codec.stride, RoiSettings(interval=config.roi_interval), background=True)
+        level = min(codec.levels - 1, level + config.roi_boost)
     source = open_source(config.source, loop=config.loop, size=config.size)
     security = ServerSecurity(config.key, config.allow) if config.secure else None
     video = VideoSettings(config.keyframe_interval, config.slice_rows, config.deadzone)
     publisher = FramePublisher(
-        codec, config.bind, config.stream_id, config.reference, security=security, video=video
+        codec,
+        config.bind,
+        config.stream_id,
+        config.reference,
+        security=security,
+        video=video,
+        roi=roi,
     )
     feedback = None
     if config.feedback != "off":

@@ -13,6 +13,7 @@ import zmq
 from shared import wire
 from shared.codec import ImageCodec
 from shared.frames import to_rgb
+from shared.roi import FaceRoi
 from shared.security import ServerSecurity
 from shared.video import VideoEncoder, VideoSettings
 
@@ -44,8 +45,10 @@ class FramePublisher:
         context: zmq.Context | None = None,
         security: ServerSecurity | None = None,
         video: VideoSettings | None = None,
+        roi: FaceRoi | None = None,
     ) -> None:
         self.codec = codec
+        self.roi = roi  # region of interest: faces get the bits (shared.roi); None = off
         self.encoder = VideoEncoder(codec, video)
         self.stream_id = stream_id
         self.send_reference = send_reference
@@ -71,7 +74,8 @@ class FramePublisher:
         capture_us = time.time_ns() // 1000
         started = time.perf_counter()
         rgb = to_rgb(frame, color_order)
-        coded = self.encoder.encode(rgb, level, "rgb")
+        quality = self.roi.map_for(rgb) if self.roi is not None else None
+        coded = self.encoder.encode(rgb, level, "rgb", quality=quality)
         encode_ms = (time.perf_counter() - started) * 1000
         self.seq += 1
         parts = wire.encode_frame(
@@ -124,5 +128,7 @@ class FramePublisher:
         except zmq.Again:
             pass
         self.socket.close()
+        if self.roi is not None:
+            self.roi.close()
         if self.security is not None:
             self.security.close()

@@ -20,6 +20,7 @@ decode order, all on one ANS stack:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 import constriction
@@ -74,8 +75,48 @@ class GainRescaler:
         return np.where(values < 0, -magnitude, magnitude)
 
 
+@dataclass(frozen=True)
+class QualityMap:
+    """A spatial quality map: per latent position ``(h, w)``, how much coarser than plain
+    coding the encoder may be there (all zeros = plain coding; ``shared.roi`` builds one from
+    face boxes). Encoder-side only: the bitstream and the decoder are unchanged.
+
+    Attributes:
+        key_deadzone: key frames: a latent becomes ``0`` while ``|scaled|`` is below
+            ``0.5 + key_deadzone`` (``quantize_key``).
+        deadzone: predicted frames: added to ``VideoSettings.deadzone`` (``choose_latents``).
+        skip_l1: predicted frames: added to ``VideoSettings.skip_l1``.
+    """
+
+    key_deadzone: np.ndarray
+    deadzone: np.ndarray
+    skip_l1: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.key_deadzone.shape
+
+    def check(self, latent_shape: tuple[int, int, int]) -> None:
+        """Raise ``ValueError`` unless the maps are ``(h, w)`` of ``latent_shape``."""
+        for values in (self.key_deadzone, self.deadzone, self.skip_l1):
+            if values.shape != tuple(latent_shape[1:]) or np.any(values < 0):
+                raise ValueError(
+                    f"a quality map must be non-negative and {latent_shape[1:]}, not {values.shape}"
+                )
+
+
+def quantize_key(scaled: np.ndarray, rounded: np.ndarray, deadzone: np.ndarray) -> np.ndarray:
+    """Key-frame latents with a per-position deadzone towards zero: ``0`` where
+    ``|scaled| < 0.5 + deadzone`` (``deadzone`` ``(h, w)``), else ``rounded`` (the plain
+    rounding of ``scaled``, returned unchanged where ``deadzone`` is 0)."""
+    return np.where(np.abs(scaled) < 0.5 + deadzone, 0, rounded).astype(rounded.dtype)
+
+
 def choose_latents(
-    scaled: np.ndarray, reference: np.ndarray, deadzone: float, skip_l1: int
+    scaled: np.ndarray,
+    reference: np.ndarray,
+    deadzone: float | np.ndarray,
+    skip_l1: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's decision: the latents to send and the skipped positions.
 
@@ -84,9 +125,10 @@ def choose_latents(
         reference: ``(C, h, w)`` integer latents the decoder already has.
         deadzone: a latent keeps its reference value while ``|scaled - reference|`` is below
             ``0.5 + deadzone`` (``0`` = plain rounding), so sensor noise that nudges a value
-            across a rounding boundary costs no bits.
+            across a rounding boundary costs no bits. A number, or ``(h, w)`` per position
+            (a ``QualityMap``).
         skip_l1: a position whose remaining residual has an L1 norm over all channels of at
-            most this is skipped (its residual dropped).
+            most this is skipped (its residual dropped); a number or ``(h, w)``.
 
     Returns ``(y, skip)``: ``(C, h, w)`` ``int64`` latents and an ``(h, w)`` bool skip map.
     """

@@ -24,7 +24,7 @@ import numpy as np
 from .codec import CompressedFrame, ImageCodec, Latents
 from .entropy.coder import CorruptPayload, decode_payload, words_to_bytes
 from .frames import to_rgb
-from .inter import GainRescaler, InterCoder, choose_latents
+from .inter import GainRescaler, InterCoder, QualityMap, choose_latents, quantize_key
 
 KEY = "key"
 INTER = "inter"
@@ -104,29 +104,47 @@ class VideoEncoder:
             or self.since_key + 1 >= self.settings.keyframe_interval
         )
 
-    def encode(self, frame: np.ndarray, level: int, color_order: str = "rgb") -> CompressedFrame:
-        """Code the next frame (``uint8`` gray/RGB/BGR) at quality ``level``."""
+    def encode(
+        self,
+        frame: np.ndarray,
+        level: int,
+        color_order: str = "rgb",
+        quality: QualityMap | None = None,
+    ) -> CompressedFrame:
+        """Code the next frame (``uint8`` gray/RGB/BGR) at quality ``level``.
+
+        ``quality``: an optional spatial quality map over the latent positions (e.g. less
+        care outside a face, ``shared.roi``); ``None`` codes every position alike. Either
+        way the frame decodes with the same ``VideoDecoder``.
+        """
         codec = self.codec
         codec.check_level(level)
         rgb = to_rgb(frame, color_order)
         height, width = rgb.shape[:2]
-        self.seq += 1
         shape = codec.latent_shape(height, width)
+        if quality is not None:
+            quality.check(shape)
+        self.seq += 1
         reference = self.reference
         key = self.next_is_key(shape)
         tensor = codec.to_tensor(rgb)
         bands = slice_bands(shape[1], self.settings.slice_rows)
         if key:
-            latents = codec.quantize(codec.transform(tensor, level))
+            analysis = codec.transform(tensor, level)
+            latents = codec.quantize(analysis)
+            if quality is not None:
+                y = quantize_key(analysis.scaled[0].cpu().numpy(), latents.y, quality.key_deadzone)
+                latents = Latents(y, latents.z)
             slices = [codec.entropy_encode(_band(latents, a, b), level) for a, b in bands]
             y = latents.y.astype(np.int64)
             self.since_key = 0
         else:
             scaled = codec.transform(tensor, level, hyper=False).scaled[0].cpu().numpy()
             predicted = self.rescaler.rescale(reference.latents, reference.level, level)
-            y, skip = choose_latents(
-                scaled, predicted, self.settings.deadzone, self.settings.skip_l1
-            )
+            deadzone, skip_l1 = self.settings.deadzone, self.settings.skip_l1
+            if quality is not None:
+                deadzone, skip_l1 = deadzone + quality.deadzone, skip_l1 + quality.skip_l1
+            y, skip = choose_latents(scaled, predicted, deadzone, skip_l1)
             residual = y - predicted
             slices = []
             for a, b in bands:

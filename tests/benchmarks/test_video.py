@@ -33,6 +33,10 @@ def test_inter_beats_intra_and_x264_is_coded_at_our_rates(clip_folder, tmp_path)
     assert entry["frames"] == 12 and entry["size"] == "128x96"
     assert [p["key_frames"] for p in entry["intra"]] == [12] * 4
     assert [p["key_frames"] for p in entry["inter"]] == [1] * 4
+    for point in entry["intra"] + entry["inter"]:
+        assert 0 < point["zero_share"] < 1  # sparsity of the decoded latents
+    # fewer bits, more zeros: the lowest level's code is the sparsest
+    assert entry["intra"][0]["zero_share"] > entry["intra"][-1]["zero_share"]
     for intra, inter in zip(entry["intra"], entry["inter"], strict=True):
         assert inter["kbps"] < intra["kbps"]
         assert abs(inter["psnr"] - intra["psnr"]) < 1.5

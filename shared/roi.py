@@ -1,0 +1,204 @@
+"""Region-of-interest coding: faces get the bits, the background less care.
+
+The sender finds faces with OpenCV's frontal-face Haar cascade (``shared.haar``) every
+``interval`` frames and keeps the last boxes in between (and through up to ``hold``
+detections that find nothing). Each face box is widened to take in hair, ears, neck and
+shoulders (``RoiSettings.margin_*``); the union of these regions is the *region of
+interest*. On the latent grid (one position per ``stride x stride`` pixels) a position is
+inside when its cell touches the region; outside positions get a ``QualityMap``
+(``shared.inter``) that quantizes them more coarsely: towards zero on key frames, towards
+the prediction (and skipped more readily) on predicted frames, with a ramp of ``feather``
+positions between the two so the edge does not show as a seam. Inside, coding is plain.
+
+Nothing about the bitstream changes: the decoder sees ordinary latents. The bits saved
+outside pay for a higher quality level overall (with ``--rate-kbps`` the rate controller
+spends them by itself), which is what puts more bits inside the region at the same rate.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .haar import detector
+from .inter import QualityMap
+
+ROI_MODES = ("face",)
+
+
+@dataclass(frozen=True)
+class RoiSettings:
+    """How the region is found and how much coarser the outside is coded.
+
+    Attributes:
+        interval: run the face detector every this many frames.
+        hold: keep the last boxes through this many detections that find no face.
+        min_face: faces smaller than this share of the frame height are not looked for
+            (a face in a video call is larger; skipping small scales makes detection
+            several times faster).
+        margin_side, margin_top, margin_bottom: the face box grows by these multiples of
+            its width (each side) and height (above: hair; below: chin, neck, shoulders).
+        key_deadzone: outside, key-frame latents become 0 while ``|y| < 0.5 + this``.
+        deadzone: outside, predicted-frame latents keep the prediction while within
+            ``0.5 + VideoSettings.deadzone + this`` of it.
+        skip_l1: outside, added to ``VideoSettings.skip_l1`` (positions whose residual L1
+            norm is at most the sum are skipped).
+        feather: latent positions over which the map ramps from inside to outside.
+    """
+
+    interval: int = 10
+    hold: int = 3
+    min_face: float = 1 / 8
+    margin_side: float = 0.3
+    margin_top: float = 0.4
+    margin_bottom: float = 0.6
+    key_deadzone: float = 4.0
+    deadzone: float = 3.0
+    skip_l1: int = 16
+    feather: int = 1
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.hold < 0 or self.feather < 0:
+            raise ValueError("interval must be >= 1, hold and feather >= 0")
+        if min(self.key_deadzone, self.deadzone, self.skip_l1) < 0:
+            raise ValueError("the outside's deadzones and skip threshold must be >= 0")
+
+
+def face_boxes(rgb: np.ndarray, min_face: float = RoiSettings.min_face) -> np.ndarray:
+    """``(n, 4)`` face boxes ``(x, y, w, h)`` in an ``(H, W, 3)`` ``uint8`` RGB frame."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return _detect()(gray, 1.1, 3, max(24, int(gray.shape[0] * min_face)))
+
+
+_detector = None
+
+
+def _detect():
+    global _detector
+    if _detector is None:
+        _detector = detector()
+    return _detector
+
+
+def region_boxes(
+    boxes: np.ndarray, height: int, width: int, settings: RoiSettings = RoiSettings()
+) -> np.ndarray:
+    """Face boxes widened by the settings' margins and clipped to the frame: ``(n, 4)``
+    ``int`` ``(x0, y0, x1, y1)`` (end exclusive)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x, y, w, h = boxes.T
+    regions = np.stack(
+        [
+            x - settings.margin_side * w,
+            y - settings.margin_top * h,
+            x + w + settings.margin_side * w,
+            y + h + settings.margin_bottom * h,
+        ],
+        axis=1,
+    )
+    regions = np.round(regions).astype(np.int64)
+    regions[:, 0::2] = np.clip(regions[:, 0::2], 0, width)
+    regions[:, 1::2] = np.clip(regions[:, 1::2], 0, height)
+    return regions
+
+
+def pixel_mask(
+    boxes: np.ndarray, height: int, width: int, settings: RoiSettings = RoiSettings()
+) -> np.ndarray:
+    """``(height, width)`` bool: the region of interest (union of the widened boxes)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in region_boxes(boxes, height, width, settings):
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def outside_weight(mask: np.ndarray, stride: int, feather: int = 1) -> np.ndarray:
+    """``(ceil(H / stride), ceil(W / stride))`` float in ``[0, 1]``: 0 at latent positions
+    whose cell touches ``mask``, 1 from ``feather + 1`` positions away, a linear ramp in
+    between (Euclidean distance on the latent grid)."""
+    height, width = mask.shape
+    rows, cols = -(-height // stride), -(-width // stride)
+    padded = np.zeros((rows * stride, cols * stride), dtype=bool)
+    padded[:height, :width] = mask
+    inside = padded.reshape(rows, stride, cols, stride).any(axis=(1, 3))
+    if not inside.any():
+        return np.ones((rows, cols))
+    if feather == 0:
+        return (~inside).astype(np.float64)
+    distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(distance / (feather + 1), 0.0, 1.0)
+
+
+def quality_map(weight: np.ndarray, settings: RoiSettings = RoiSettings()) -> QualityMap:
+    """The encoder's ``QualityMap`` from an outside weight (0 = inside, 1 = outside)."""
+    return QualityMap(
+        key_deadzone=settings.key_deadzone * weight,
+        deadzone=settings.deadzone * weight,
+        skip_l1=settings.skip_l1 * weight,
+    )
+
+
+class FaceRoi:
+    """Tracks the face region of a stream and gives each frame its ``QualityMap``.
+
+    ``update(rgb)`` once per frame runs the detector every ``interval`` frames (on a worker
+    thread when ``background``, so a live sender does not stall; the boxes then arrive a few
+    frames later; the very first detection runs in place, so that the stream's first key
+    frame already has its region) and returns the region boxes in use; ``map_for(rgb)``
+    does the same and returns the quality map, or ``None`` while no face is known (plain
+    coding).
+    """
+
+    def __init__(self, stride: int, settings: RoiSettings = RoiSettings(), background=False):
+        self.stride = stride
+        self.settings = settings
+        self.boxes = np.zeros((0, 4), dtype=np.int64)  # face boxes (x, y, w, h) in use
+        self.frames = 0
+        self.detections = 0
+        self.misses = 0  # consecutive detections without a face
+        self._pool = ThreadPoolExecutor(1, "roi") if background else None
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+
+    def _take(self, found: np.ndarray) -> None:
+        with self._lock:
+            self.detections += 1
+            if len(found):
+                self.boxes, self.misses = found, 0
+            else:
+                self.misses += 1
+                if self.misses > self.settings.hold:
+                    self.boxes = np.zeros((0, 4), dtype=np.int64)
+
+    def update(self, rgb: np.ndarray) -> np.ndarray:
+        """Feed the next frame; returns the face boxes that apply to it."""
+        if self._pending is not None and self._pending.done():
+            self._take(self._pending.result())
+            self._pending = None
+        if self.frames % self.settings.interval == 0:
+            if self._pool is None or self.detections == 0:
+                self._take(face_boxes(rgb, self.settings.min_face))
+            elif self._pending is None:
+                self._pending = self._pool.submit(face_boxes, rgb.copy(), self.settings.min_face)
+        self.frames += 1
+        with self._lock:
+            return self.boxes
+
+    def map_for(self, rgb: np.ndarray) -> QualityMap | None:
+        """The frame's quality map (``update`` included), ``None`` when no face is known."""
+        boxes = self.update(rgb)
+        if not len(boxes):
+            return None
+        return self.map_of(boxes, *rgb.shape[:2])
+
+    def map_of(self, boxes: np.ndarray, height: int, width: int) -> QualityMap:
+        mask = pixel_mask(boxes, height, width, self.settings)
+        return quality_map(outside_weight(mask, self.stride, self.settings.feather), self.settings)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,82 @@
+"""The ROI benchmark codes a clip uniformly and with the face map, and compares them at
+equal bits; clips without a face are left out."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.roi import compare, read_at, run_roi
+from shared import roi
+from tests.conftest import natural_like_image
+
+
+@pytest.fixture
+def clip_folder(tmp_path):
+    """A 6-frame 256x192 clip (a slow pan) and a one-frame clip."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    scene = natural_like_image(192, 272, seed=5)
+    for name, count in (("talk.avi", 6), ("empty.avi", 1)):
+        writer = cv2.VideoWriter(
+            str(folder / name), cv2.VideoWriter_fourcc(*"FFV1"), 25, (256, 192)
+        )
+        for i in range(count):
+            frame = np.ascontiguousarray(scene[:, i : i + 256])
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+    return folder
+
+
+def test_tiny_run_compares_at_equal_bits(clip_folder, tmp_path, monkeypatch):
+    def fake_faces(rgb, min_face):  # "empty.avi" is a single frame: no face there
+        return np.array([[112, 64, 32, 32]]) if rgb.shape == (192, 256, 3) else np.zeros((0, 4))
+
+    monkeypatch.setattr(roi, "face_boxes", fake_faces)
+    out = tmp_path / "out"
+    result = run_roi(str(clip_folder), str(out), "realtime", 6, [0, 2, 4, 6], ("talk.avi",))
+    entry = result["clips"]["talk.avi"]
+    assert entry["frames"] == 6 and entry["face_frames"] == 6 and 0 < entry["roi_area_share"] < 1
+    for uniform, coded in zip(entry["uniform"], entry["roi"], strict=True):
+        assert coded["kbps"] < uniform["kbps"]
+        assert coded["psnr_outside"] < uniform["psnr_outside"]
+        assert abs(coded["psnr_inside"] - uniform["psnr_inside"]) < 0.5  # same level
+    equal = entry["equal_bits"]
+    # (This synthetic scene saturates inside, so only the outside's loss is certain here;
+    # tests/shared/test_roi.py checks the inside's gain at equal bits.)
+    assert equal["delta_outside_db"] < 0 and equal["delta_inside_db"] is not None
+    assert len(equal["at_uniform_rates"]) == 4
+    saved = json.loads((out / "roi.json").read_text())
+    assert saved["clips"]["talk.avi"]["roi"] == entry["roi"]
+    assert (out / "roi.png").stat().st_size > 10_000
+
+
+def test_clips_without_a_face_are_left_out(clip_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(roi, "face_boxes", lambda rgb, min_face: np.zeros((0, 4)))
+    result = run_roi(str(clip_folder), str(tmp_path / "out"), "realtime", 2, [1], ("*.avi",))
+    assert result["clips"] == {}
+    assert result["skipped_clips"] == {
+        "empty.avi": "no face detected",
+        "talk.avi": "no face detected",
+    }
+
+
+def test_equal_bits_reading():
+    uniform = [
+        {"level": 0, "kbps": 100.0, "psnr_inside": 30.0, "psnr_outside": 30.0, "psnr": 30.0},
+        {"level": 1, "kbps": 200.0, "psnr_inside": 32.0, "psnr_outside": 32.0, "psnr": 32.0},
+    ]
+    shifted = [dict(p, psnr_inside=p["psnr_inside"] + 1, psnr=p["psnr"] - 1) for p in uniform]
+    assert read_at(uniform, "psnr_inside", 141.42) == pytest.approx(31.0, abs=1e-3)
+    assert read_at(uniform, "psnr_inside", 50.0) is None
+    result = compare(uniform, shifted)
+    assert result["delta_inside_db"] == pytest.approx(1.0)
+    assert result["delta_outside_db"] == pytest.approx(0.0)
+    assert result["delta_overall_db"] == pytest.approx(-1.0)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["roi", "--videos", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    assert "no folder" in capsys.readouterr().err
