@@ -233,7 +233,7 @@ class ImageCodec:
             code = self.model.g_a(tensor)
             z = None
             if self.hyper and hyper:
-                z = torch.round(self.model.hyper_latents(code).float())
+                z = torch.round(self.model.tiled_hyper_latents(code).float())
                 z = z[0].to(torch.int32).cpu().numpy()
         return Analysis(code.float() * self.model.gain(level), z)
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL_VERSION = 2  # 2: key/inter frames and slices with one CRC-32 each
+PROTOCOL_VERSION = 3  # 2: key/inter frames, slices; 3: hyperprior tables per prior tile
 TOPIC_FRAME = b"lc.frame"
 TOPIC_REFERENCE = b"lc.ref"
 TOPIC_END = b"lc.end"

@@ -12,6 +12,14 @@ Gaussian tables.
 In training ``h_s`` runs in floating point. At export it becomes an ``IntegerNetwork``, and
 ``table_indices`` computes the table index of every latent in integer arithmetic only, so
 the encoder and any decoder, on any device, pick the same tables.
+
+Prior tiles: the models train on 128-pixel crops, i.e. ``PRIOR_TILE`` x ``PRIOR_TILE``
+latents and 2x2 hyper-latents whose every position touches the zero padding of ``h_a`` and
+``h_s``. Run over a whole frame, both networks see interior positions they never trained
+on, and the realtime model then spent up to 2.7x the bits of the same frame coded tile by
+tile. So the hyper-analysis (encoder) and the prior network (both ends: it is part of the
+bitstream's definition) run on each ``PRIOR_TILE`` x ``PRIOR_TILE`` tile of latents (edge
+tiles smaller) on its own, exactly as in training.
 """
 
 from __future__ import annotations
@@ -47,6 +55,17 @@ class HyperpriorConfig(ConfigMixin):
     latent: int = 96
     hyper: int = 64
     lambdas: tuple[float, ...] = field(default_factory=lambda: HYPERPRIOR_LAMBDAS)
+
+
+PRIOR_TILE = 8  # latent positions per prior tile side (a 128-pixel training crop)
+
+
+def prior_tiles(height: int, width: int, tile: int = PRIOR_TILE):
+    """``(top, left, bottom, right)`` of each prior tile of an ``height x width`` latent
+    grid, in raster order (edge tiles are smaller)."""
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            yield top, left, min(top + tile, height), min(left + tile, width)
 
 
 def _log_scale_bounds() -> tuple[float, float]:
@@ -95,6 +114,27 @@ class HyperpriorModel(GainedLatentModel):
         """Un-rounded ``z`` of the un-gained code ``(B, latent, h, w)``."""
         return self.h_a(code.abs())
 
+    def tiled_hyper_latents(self, code: torch.Tensor) -> torch.Tensor:
+        """Un-rounded ``z`` ``(1, hyper, ceil(h/4), ceil(w/4))`` of a ``(1, latent, h, w)``
+        code, each prior tile analysed on its own (see the module docstring); tiles of one
+        shape run as one batch."""
+        _, _, height, width = code.shape
+        groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+        for box in prior_tiles(height, width):
+            groups.setdefault((box[2] - box[0], box[3] - box[1]), []).append(box)
+        z = None
+        for boxes in groups.values():
+            batch = torch.cat(
+                [code[:, :, top:bottom, left:right] for top, left, bottom, right in boxes]
+            )
+            out = self.hyper_latents(batch)
+            if z is None:
+                z = out.new_zeros((1, out.shape[1], -(-height // 4), -(-width // 4)))
+            for (top, left, _, _), tile in zip(boxes, out, strict=True):
+                rows, cols = tile.shape[1:]
+                z[0, :, top // 4 : top // 4 + rows, left // 4 : left // 4 + cols] = tile
+        return z
+
     def log_scales(self, z_hat: torch.Tensor, level: int, size: tuple[int, int]) -> torch.Tensor:
         """Float log standard deviations of the gained latents (training and evaluation)."""
         log_sigma = self.h_s(z_hat)[:, :, : size[0], : size[1]]
@@ -138,10 +178,28 @@ class HyperpriorModel(GainedLatentModel):
 
     def table_indices(self, z: np.ndarray, level: int, size: tuple[int, int]) -> np.ndarray:
         """Gaussian table index ``(latent, h, w)`` ``int64`` of each latent, from the integer
-        hyper-latents ``z`` ``(hyper, ceil(h/4), ceil(w/4))``, in integer arithmetic only."""
+        hyper-latents ``z`` ``(hyper, ceil(h/4), ceil(w/4))``, in integer arithmetic only,
+        each prior tile on its own (see the module docstring)."""
         if self.integer_h_s is None:
             raise RuntimeError("the integer hyper-synthesis is not loaded (export the model)")
-        log_sigma = self.integer_h_s.run(z)[:, : size[0], : size[1]]
+        height, width = size
+        groups: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
+        for top, left, bottom, right in prior_tiles(height, width):
+            z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
+            groups.setdefault((*z_shape, bottom - top, right - left), []).append(
+                (top, left, bottom, right)
+            )
+        log_sigma = np.empty((self.config.latent, height, width), dtype=np.int64)
+        for (z_rows, z_cols, _, _), boxes in groups.items():
+            batch = np.stack(
+                [
+                    z[:, top // 4 : top // 4 + z_rows, left // 4 : left // 4 + z_cols]
+                    for top, left, _, _ in boxes
+                ]
+            )
+            out = self.integer_h_s.run(batch)
+            for (top, left, bottom, right), tile in zip(boxes, out, strict=True):
+                log_sigma[:, top:bottom, left:right] = tile[:, : bottom - top, : right - left]
         log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
         low, high = (round(v * 2**ACT_BITS) for v in _log_scale_bounds())
         log_scale = np.clip(log_sigma + log_gain.astype(np.int64)[:, None, None], low, high)

@@ -115,11 +115,16 @@ class IntegerNetwork:
         return cls(layers)
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        """Run on integer inputs ``(C, H, W)``; returns ``(C', H', W')`` int64 activations
-        with ``ACT_BITS`` fractional bits (divide by ``2**ACT_BITS`` for real values)."""
+        """Run on integer inputs ``(C, H, W)`` (or a batch ``(N, C, H, W)``); returns
+        ``(C', H', W')`` (``(N, C', H', W')``) int64 activations with ``ACT_BITS``
+        fractional bits (divide by ``2**ACT_BITS`` for real values). Batch items never mix:
+        each is computed exactly as it would be alone."""
         limit = 2**INPUT_LIMIT_BITS
         clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
-        act = torch.from_numpy(clipped.astype(np.float64)).unsqueeze(0)
+        act = torch.from_numpy(clipped.astype(np.float64))
+        batched = act.dim() == 4
+        if not batched:
+            act = act.unsqueeze(0)
         with torch.inference_mode():
             for layer in self.layers:
                 if layer[0] == "conv":
@@ -128,19 +133,20 @@ class IntegerNetwork:
                     act = act.clamp_min(0.0)
                 else:
                     act = F.pixel_shuffle(act, layer[1])
-        return act[0].numpy().astype(np.int64)
+        out = act.numpy().astype(np.int64)
+        return out if batched else out[0]
 
 
 def _conv_same_exact(act: torch.Tensor, weight_q: np.ndarray, bias_q: np.ndarray) -> torch.Tensor:
-    """One layer on ``(1, C, H, W)`` float64 integer values; im2col (``unfold`` copies values
+    """One layer on ``(N, C, H, W)`` float64 integer values; im2col (``unfold`` copies values
     exactly) and a float64 matrix product whose every partial sum is an integer < 2**53."""
-    _, channels, height, width = act.shape
+    batch, channels, height, width = act.shape
     out_channels, in_channels, k, _ = weight_q.shape
     if in_channels != channels:
         raise ValueError(f"integer convolution expects {in_channels} channels, got {channels}")
-    columns = F.unfold(act, k, padding=k // 2)[0]  # (C * k * k, H * W)
+    columns = F.unfold(act, k, padding=k // 2)  # (N, C * k * k, H * W)
     weight = torch.from_numpy(weight_q.reshape(out_channels, -1).astype(np.float64))
     acc = weight @ columns + torch.from_numpy(bias_q.astype(np.float64)).unsqueeze(1)
     out = torch.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
     limit = float(2**ACT_LIMIT_BITS)
-    return out.clamp_(-limit, limit).view(1, out_channels, height, width)
+    return out.clamp_(-limit, limit).view(batch, out_channels, height, width)
