@@ -57,6 +57,17 @@ def last_items(values: deque, count: int) -> list:
     return list(itertools.islice(reversed(values), count))
 
 
+def pace(next_due: float, fps: float | None) -> float:
+    """Sleep until the slot after ``next_due`` (for a frame that rate control skipped)."""
+    if not fps:
+        return next_due
+    next_due += 1.0 / fps
+    delay = next_due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    return max(next_due, time.perf_counter())
+
+
 def run_sender(config: SenderConfig) -> dict:
     """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
 
@@ -80,7 +91,9 @@ def run_sender(config: SenderConfig) -> dict:
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
-        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels)
+        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels, clock=time.perf_counter)
+    elif feedback is not None and config.quality is None:  # adapt to receivers' reports
+        rate = RateController.adaptive(fps or 30.0, codec.levels, level, time.perf_counter)
     print(
         f"sender: {source.description} -> {config.bind}, model {config.model} "
         f"({codec.model_hash}) level {level} on {codec.device}"
@@ -116,7 +129,12 @@ def run_sender(config: SenderConfig) -> dict:
                     if rate is not None:
                         rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
                 if rate is not None:
-                    level = rate.choose()
+                    chosen = rate.choose()
+                    if chosen is None:  # even the lowest level would overrun the rate: skip
+                        rate.skip()
+                        next_due = pace(next_due, fps)
+                        continue
+                    level = chosen
                 result = publisher.send(frame, level)
                 if rate is not None:
                     rate.update(level, 8 * result.message_bytes)
@@ -187,6 +205,8 @@ def run_sender(config: SenderConfig) -> dict:
         "reports": reports,
         "keyframe_requests": keyframe_requests,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
+        "rate_skipped_frames": rate.skipped if rate is not None else 0,
+        "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
     }
     print("sender summary: " + json.dumps(summary), flush=True)
     if config.stats_json:
