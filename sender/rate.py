@@ -22,15 +22,18 @@ a new one arrives. A report says its receiver falls behind (``congestion``):
   just shown it carries (never more than to ``BACKOFF`` of the target);
 - queueing: latency above ``LATENCY_LIMIT_MS``, or rising by ``RISE_MS`` since the last
   report, while ``GROW_TOLERANCE_MS`` above the path's best (a queue may be building, or
-  the machine is merely busy): the target drops to ``SOFT_BACKOFF`` of itself.
+  the machine is merely busy): the target drops to ``SOFT_BACKOFF`` of itself (at most
+  ``SOFT_DRAIN_SHARE`` of what the receiver received).
 
 Either way the bucket is charged for the queue in front of the receiver (its latency above
 the best plus the undelivered bits, up to ``MAX_PAUSE_S``), so the next frames are skipped
 until it drains, and nothing is cut again for ``HOLD_S`` after that pause, since older
 reports still show the queue. While all are fine (latency within ``GROW_TOLERANCE_MS`` of
-the best, everything delivered), the target grows once a second: by ``FAST_GROWTH`` up to
-just below the rate where the last trouble began (for an overloaded path: what it carried),
-by ``RECOVERY`` near it, and fast again once clearly past it. Reports not renewed for
+the best, everything delivered), the target grows once a second: by ``FAST_GROWTH`` until
+the first trouble; after it by ``PROBE_GROWTH`` up to just below both the rate where the
+last trouble began and the path's capacity (what it carried when last overloaded), by
+``RECOVERY`` near either, and by ``PROBE_GROWTH`` again once clearly past them (the path got
+faster, or the trouble was a busy CPU). Reports not renewed for
 ``STALE_S`` (their receiver left) are ignored; a joining receiver's empty report is too.
 
 Without a target (``RateController.adaptive``: the sender without ``--rate-kbps`` and
@@ -58,19 +61,21 @@ HORIZON_FRAMES = 15  # the bucket's debt is repaid over this many frames
 LATENCY_LIMIT_MS = 250.0  # a receiver above this (and above its path's best) is behind
 BACKOFF = 0.8  # a cut for an overloaded path leaves at most this share of the target
 SOFT_BACKOFF = 0.9  # a cut for a queue that may be building leaves this share
+SOFT_DRAIN_SHARE = 0.95  # and at most this share of what that receiver received
 DRAIN_SHARE = 0.85  # and at most this share of what the overloaded receiver received
 MAX_PAUSE_S = 2.0  # longest pause charged for a queue (the bucket's debt limit)
 HOLD_S = 1.5  # after a cut (and its pause), wait this long before cutting again
 RECOVERY = 1.05  # target factor per good second near the rate of the last cut
 STALE_S = 3.0  # reports older than this are ignored (their receiver left)
 QUEUE_TOLERANCE_MS = 150.0  # latency this far above its recent minimum means a queue
-GROW_TOLERANCE_MS = 40.0  # grow only while latency is within this of its recent minimum
+GROW_TOLERANCE_MS = 30.0  # grow only while latency is within this of its recent minimum
 RISE_MS = 20.0  # latency above that and this much higher than in the last report: a queue
 REPORT_WINDOW_S = 1.0  # what a receiver's report covers
 UNDELIVERED_SHARE = 0.2  # a report received this much less than was sent for it: behind
 BASE_WINDOW_S = 30.0  # the recent minimum of the receivers' latency, over this long
 START_KBPS = 500.0  # adaptive: the first target, before any receiver has reported
-FAST_GROWTH = 1.5  # target factor per good second while far from the last cut's rate
+FAST_GROWTH = 1.5  # target factor per good second before any trouble
+PROBE_GROWTH = 1.25  # and after it, below or clearly above where it began and the capacity
 CEILING_MARGIN = 0.1  # "near" the last cut's rate: within this share of it
 HEADROOM = 1.25  # adaptive: let go when the target exceeds the asked level's rate by this
 MIN_KBPS = 16.0  # adaptive: the lowest target (with --rate-kbps: a tenth of it)
@@ -107,7 +112,8 @@ class RateController:
     _hold_until_s: float = field(init=False, default=-1e9)
     _first_seen_s: dict[int, tuple[object, float]] = field(init=False, default_factory=dict)
     _latencies: list[tuple[float, float]] = field(init=False, default_factory=list)
-    _ceiling_kbps: float | None = field(init=False, default=None)  # received at the last cut
+    _ceiling_kbps: float | None = field(init=False, default=None)  # where trouble last began
+    _capacity_kbps: float | None = field(init=False, default=None)  # carried when overloaded
     _previous_ms: float = field(init=False, default=math.inf)  # the last new reports' latency
     _await_first_report: bool = field(init=False, default=False)
     _sent: deque = field(init=False, default_factory=lambda: deque(maxlen=SENT_HISTORY))
@@ -233,15 +239,17 @@ class RateController:
         if current <= 0:
             return  # nothing sent yet: no rate to cut from
         target = (BACKOFF if overloaded else SOFT_BACKOFF) * current
+        received = [r.kbps for r in behind if r.kbps > 0]
+        if received and not overloaded:  # a saturated path shows in what it carried
+            target = min(target, SOFT_DRAIN_SHARE * min(received))
         # Trouble began at this rate; what the path carried while it could not carry
         # everything (frames lost or undelivered) is its capacity.
         self._ceiling_kbps = current
         if overloaded:
-            received = [r.kbps for r in behind if r.kbps > 0]
             if received:
                 target = min(target, DRAIN_SHARE * min(received))
                 if any(r.lost > 0 or self.undelivered_bits(r, now_s) > 0 for r in behind):
-                    self._ceiling_kbps = min(received)
+                    self._ceiling_kbps = self._capacity_kbps = min(received)
         if not self.limited:
             self.debt_bits = 0.0
         self.target_kbps = max(floor, target)
@@ -257,18 +265,22 @@ class RateController:
         self._last_adapt_s = now_s
 
     def _grow(self) -> None:
-        """Fast (``FAST_GROWTH``) up to just below the rate received at the last cut, slowly
-        (``RECOVERY``) near it, fast again once well past it without trouble (the path got
-        faster, or the cut came from a passing hiccup)."""
+        """Fast up to just below the rate where trouble last began and the path's capacity
+        (what it carried when last overloaded), slowly (``RECOVERY``) near either, fast
+        again once well past them without trouble (the path got faster, or the trouble was
+        a passing hiccup); see the module docstring."""
         if not self.limited:
             return
-        target, ceiling = self.target_kbps, self._ceiling_kbps
-        if ceiling is None or target >= (1 + CEILING_MARGIN) * ceiling:
-            target *= FAST_GROWTH
-        elif target < (1 - CEILING_MARGIN) * ceiling:
-            target = min(target * FAST_GROWTH, (1 - CEILING_MARGIN) * ceiling)
-        else:
-            target *= RECOVERY
+        # Before any trouble, FAST_GROWTH; past where it began, PROBE_GROWTH.
+        fast = FAST_GROWTH if self._ceiling_kbps is None else PROBE_GROWTH
+        target = self.target_kbps * fast
+        for level in (self._ceiling_kbps, self._capacity_kbps):
+            if level is None or self.target_kbps >= (1 + CEILING_MARGIN) * level:
+                continue
+            if self.target_kbps < (1 - CEILING_MARGIN) * level:
+                target = min(target, (1 - CEILING_MARGIN) * level)
+            else:
+                target = min(target, self.target_kbps * RECOVERY)
         self.target_kbps = min(self.asked_kbps, target)
         asked = self.predicted_bits(self.max_level)
         if not math.isfinite(self.asked_kbps) and asked is not None:
