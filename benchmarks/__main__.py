@@ -1,12 +1,69 @@
-"""``python -m benchmarks rd|speed|video|roi ...``: thin argparse shell over the benchmarks."""
+"""``python -m benchmarks rd|speed|video|rate|roi|stream ...``: thin argparse shell over
+the benchmarks (``stream --out OUT [--link-kbps M [--loss P]]`` needs root for a link)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from sender.__main__ import parse_size
 from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
 from shared.registry import DEFAULT_MODEL
+
+from .stream import DEFAULT_QUEUE_MS
+
+
+def stream_argument_problem(args) -> str | None:
+    """What is wrong with ``stream``'s arguments, in one line, or ``None``."""
+    for name in ("fps", "duration", "rate_kbps", "link_kbps", "queue_ms"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            return f"--{name.replace('_', '-')} must be positive"
+    if not 0 <= args.loss < 1:
+        return "--loss is a fraction of packets, 0 <= P < 1 (0.01 = 1%)"
+    if args.loss > 0 and args.link_kbps is None:
+        return "--loss needs --link-kbps (the loss is applied on the shaped link)"
+    if args.threads < 1:
+        return "--threads must be at least 1"
+    source = args.source
+    if source not in ("sample", "auto") and not source.isdigit() and not Path(source).exists():
+        return f"--source {source!r}: no such file or folder"
+    return None
+
+
+def _stream(args) -> int:
+    from .stream import StreamRunError, StreamSettings, StreamSetupError, run_stream
+
+    settings = StreamSettings(
+        out=args.out,
+        source=args.source,
+        model=args.model,
+        size=args.size,
+        fps=args.fps,
+        duration=args.duration,
+        rate_kbps=args.rate_kbps,
+        link_kbps=args.link_kbps,
+        loss=args.loss,
+        queue_ms=args.queue_ms,
+        threads=args.threads,
+        psnr=args.psnr,
+    )
+    try:
+        run_stream(settings)
+    except StreamSetupError as error:
+        print(f"benchmarks stream: error: {error}", file=sys.stderr)
+        return 2
+    except StreamRunError as error:
+        print(f"benchmarks stream: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "benchmarks stream: interrupted; processes stopped, network namespaces removed",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +115,56 @@ def main(argv: list[str] | None = None) -> int:
     roi.add_argument("--key-deadzone", type=float, default=None, help="outside, key frames")
     roi.add_argument("--deadzone", type=float, default=None, help="outside, predicted frames")
     roi.add_argument("--skip-l1", type=int, default=None, help="outside, predicted frames")
+    stream = commands.add_parser(
+        "stream", help="sender and receiver processes, optionally over a shaped link"
+    )
+    stream.add_argument("--out", required=True, help="output folder")
+    stream.add_argument(
+        "--source", default="sample", help="video file, image folder, camera index or 'sample'"
+    )
+    stream.add_argument("--model", default="realtime", help="zoo name or model file")
+    stream.add_argument("--size", type=parse_size, default=(640, 480), help="frame size WxH")
+    stream.add_argument("--fps", type=float, default=30.0, help="the sender's frame rate")
+    stream.add_argument("--duration", type=float, default=30.0, help="seconds of streaming")
+    stream.add_argument(
+        "--rate-kbps",
+        type=float,
+        default=None,
+        help="the sender's target bitrate (default: none, it adapts to receiver feedback)",
+    )
+    stream.add_argument(
+        "--link-kbps",
+        type=float,
+        default=None,
+        help="shape a link of this rate between two network namespaces (root, ip, tc)",
+    )
+    stream.add_argument(
+        "--loss",
+        type=float,
+        default=0.0,
+        help="drop this fraction of packets at the receiver (needs --link-kbps and iptables)",
+    )
+    stream.add_argument(
+        "--queue-ms",
+        type=float,
+        default=DEFAULT_QUEUE_MS,
+        help="tbf queue bound in front of the link, in ms (default %(default)g)",
+    )
+    stream.add_argument("--threads", type=int, default=1, help="PyTorch threads per process")
+    stream.add_argument(
+        "--no-psnr",
+        dest="psnr",
+        action="store_false",
+        help="no lossless originals, no PSNR (and no monitoring receiver on a link)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "stream":
+        problem = stream_argument_problem(args)
+        if problem:
+            parser.error(problem)
     try:
+        if args.command == "stream":
+            return _stream(args)
         if args.command == "rate":
             import torch
 

@@ -47,11 +47,11 @@ def run_clip(
     timeline = []
     for seq, rgb in enumerate(ping_pong(frames, round(seconds * fps))):
         key = encoder.next_is_key()
-        if not key and controller.should_skip():
+        level = controller.choose(key)
+        if level is None:
             controller.skip()
             timeline.append((seq / fps, -1, 0, False))  # dropped, as the sender drops it
             continue
-        level = controller.choose(key)
         coded = encoder.encode(rgb, level)
         message = wire.FrameMessage(
             "rate",

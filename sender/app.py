@@ -65,6 +65,17 @@ def last_items(values: deque, count: int) -> list:
     return list(itertools.islice(reversed(values), count))
 
 
+def pace(next_due: float, fps: float | None) -> float:
+    """Sleep until the slot after ``next_due`` (for a frame that rate control skipped)."""
+    if not fps:
+        return next_due
+    next_due += 1.0 / fps
+    delay = next_due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    return max(next_due, time.perf_counter())
+
+
 def run_sender(config: SenderConfig) -> dict:
     """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
 
@@ -95,28 +106,19 @@ def run_sender(config: SenderConfig) -> dict:
         address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
         feedback = FeedbackServer(address, publisher.context, security)
     heard: dict[bytes, wire.ReportMessage] = {}
-    reports = keyframe_requests = key_frames = dropped = 0
+    reports = keyframe_requests = key_frames = 0
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
-        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels)
+        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels, clock=time.perf_counter)
+    elif feedback is not None and config.quality is None:  # adapt to receivers' reports
+        rate = RateController.adaptive(fps or 30.0, codec.levels, level, time.perf_counter)
     print(
         f"sender: {source.description} -> {config.bind}, model {config.model} "
         f"({codec.model_hash}) level {level} on {codec.device}"
         + (f", paced at {fps:.1f} fps" if fps else ""),
         flush=True,
     )
-
-    def pace(due: float) -> float:
-        """Sleep until the next frame is due; returns its due time."""
-        if not fps:
-            return due
-        due += 1.0 / fps
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-            return due
-        return time.perf_counter()  # behind: do not try to catch up in a burst
 
     time.sleep(config.warmup)
     started = time.perf_counter()
@@ -148,13 +150,13 @@ def run_sender(config: SenderConfig) -> dict:
                         reports += 1
                     if rate is not None:
                         rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
-                if rate is not None and not publisher.next_is_key() and rate.should_skip():
-                    rate.skip()  # even the lowest level is over budget: a lower frame rate
-                    dropped += 1
-                    next_due = pace(next_due)
-                    continue
                 if rate is not None:
-                    level = rate.choose(publisher.next_is_key())
+                    chosen = rate.choose(publisher.next_is_key())
+                    if chosen is None:  # even the lowest level would overrun the rate: skip
+                        rate.skip()
+                        next_due = pace(next_due, fps)
+                        continue
+                    level = chosen
                 result = publisher.send(frame, level)
                 key_frames += result.kind == KEY
                 if rate is not None:
@@ -166,10 +168,6 @@ def run_sender(config: SenderConfig) -> dict:
                 encode_ms.append(result.encode_ms)
                 bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
                 now = time.perf_counter()
-                if now - window_start >= 1.0 and rate is not None:
-                    # Budget per frame from the frame rate really achieved (a loaded CPU or a
-                    # slow camera delivers fewer frames than asked for).
-                    rate.set_frame_rate(window_frames / (now - window_start))
                 if now - window_start >= 1.0 and dashboard is not None:
                     span, elapsed = now - window_start, now - started
                     recent = last_items(encode_ms, window_frames)
@@ -204,7 +202,7 @@ def run_sender(config: SenderConfig) -> dict:
                         flush=True,
                     )
                     window_start, window_frames, window_bytes = now, 0, 0
-                next_due = pace(next_due)
+                next_due = pace(next_due, fps)
         finally:
             if feedback is not None:
                 feedback.close()
@@ -224,8 +222,9 @@ def run_sender(config: SenderConfig) -> dict:
         "reports": reports,
         "keyframe_requests": keyframe_requests,
         "key_frames": key_frames,
-        "dropped_by_rate_control": dropped,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
+        "rate_skipped_frames": rate.skipped if rate is not None else 0,
+        "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
     }
     print("sender summary: " + json.dumps(summary), flush=True)
     if config.stats_json:
