@@ -8,8 +8,7 @@ TORCH ?= torch==2.13.0
 DEMO_SOURCE ?= auto
 DEMO_SECONDS ?= 12
 DEMO_PORT ?= 5555
-# The demo shows real-time streaming, so it runs the real-time model (DEMO_MODEL=fast: the
-# default model, better per bit, a few frames per second on a 2-core CPU).
+# The default model (realtime); DEMO_MODEL=fast: factorized prior, a few frames per second.
 DEMO_MODEL ?= realtime
 
 .PHONY: install demo test test-slow lint clean

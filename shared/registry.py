@@ -44,7 +44,7 @@ ZOO: dict[str, tuple[str, str]] = {
     ),
 }
 
-DEFAULT_MODEL = "fast"
+DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and real time
 
 
 def build_model(architecture: str, config: dict | None = None) -> nn.Module:
