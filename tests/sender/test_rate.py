@@ -106,9 +106,17 @@ def test_real_stream_holds_the_target(tmp_path, subprocess_env):
         # No reports: this measures the controller alone, not its reaction to a busy CPU.
         ["--model", "fast", "--no-psnr", "--feedback", "off"],
     )
+    fps = json.loads(sender_out.split("sender summary: ", 1)[1].splitlines()[0])["fps"]
+    if fps < 27:
+        # The offline benchmark test (tests/benchmarks/test_rate_bench.py) and the
+        # simulations above check the accuracy whatever the machine's load.
+        pytest.skip(f"the sender reached only {fps:.1f} of 30 fps on this busy machine")
     records = [json.loads(x) for x in (out / "frames.jsonl").read_text().splitlines()]
-    t0 = records[0]["arrival_s"]
-    frames = [(r["arrival_s"] - t0, 0, 8 * r["message_bytes"]) for r in records]
+    # Windows on the sender's capture times (arrival less latency): what the sender emitted,
+    # whatever the receiver's own speed.
+    sent_s = [r["arrival_s"] - r["latency_ms"] / 1000 for r in records]
+    pairs = zip(sent_s, records, strict=True)
+    frames = sorted((t - sent_s[0], 0, 8 * r["message_bytes"]) for t, r in pairs)
     measured = list(windows(frames, settle_s=2.0))
     assert measured, "stream too short"
     for kbps in measured:
