@@ -13,7 +13,15 @@ def test_late_joiner_gets_a_key_frame_promptly(tmp_path, tiny_model_path, subpro
     receiver_args = ["--connect", address, "--model", str(tiny_model_path), "--threads", "1"]
     early = start(
         "receiver",
-        [*receiver_args, "--duration", "9", "--out", str(tmp_path / "early"), "--quiet"],
+        [
+            *receiver_args,
+            "--duration",
+            "9",
+            "--out",
+            str(tmp_path / "early"),
+            "--quiet",
+            "--decode-all",
+        ],
         subprocess_env,
     )
     wait_until_listening(early)
