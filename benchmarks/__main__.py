@@ -1,10 +1,10 @@
-"""``python -m benchmarks rd|speed|video ...``: thin argparse shell over the benchmarks."""
+"""``python -m benchmarks rd|speed|video|conceal ...``: thin argparse shell over the benchmarks."""
 
 from __future__ import annotations
 
 import sys
 
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.registry import DEFAULT_MODEL
 
@@ -39,8 +39,43 @@ def main(argv: list[str] | None = None) -> int:
     video.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     video.add_argument("--no-x264", dest="x264", action="store_false")
     video.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    conceal = commands.add_parser("conceal", help="lost-slice concealment: inpaint/copy/gray")
+    conceal.add_argument("--videos", required=True, help="folder with the test clips")
+    conceal.add_argument("--out", required=True, help="output folder")
+    conceal.add_argument("--model", default="realtime", help="codec: zoo name or model file")
+    conceal.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
+    conceal.add_argument("--frames", type=int, default=100, help="frames per clip")
+    conceal.add_argument("--quality", type=int, default=None, help="level (default: middle)")
+    conceal.add_argument("--slice-rows", type=int, default=8, help="latent rows per slice")
+    conceal.add_argument(
+        "--drop",
+        type=probability,
+        default=None,
+        help="lose each slice with this probability (default: exactly one slice per frame)",
+    )
+    conceal.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    conceal.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     args = parser.parse_args(argv)
     try:
+        if args.command == "conceal":
+            import torch
+
+            from .conceal import DEFAULT_CLIPS as CONCEAL_CLIPS
+            from .conceal import run_conceal
+
+            torch.set_num_threads(args.threads)
+            run_conceal(
+                args.videos,
+                args.out,
+                args.model,
+                args.frames,
+                args.quality,
+                args.inpaint_model,
+                tuple(args.clips) if args.clips else CONCEAL_CLIPS,
+                args.slice_rows,
+                args.drop,
+            )
+            return 0
         if args.command == "video":
             import torch
 
@@ -71,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         from .rd import run_rd
 
         run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)
-    except (FileNotFoundError, ValueError, KeyError) as error:
+    except (FileNotFoundError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
         print(f"benchmarks: error: {error}", file=sys.stderr)
         return 2
     return 0

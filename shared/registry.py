@@ -46,6 +46,10 @@ ZOO: dict[str, tuple[str, str]] = {
 
 DEFAULT_MODEL = "fast"
 
+#: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
+#: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).
+AUXILIARY: dict[str, tuple[str, str]] = {}
+
 
 def build_model(architecture: str, config: dict | None = None) -> nn.Module:
     """A freshly initialised model of ``architecture`` with ``config`` (defaults if None)."""
@@ -60,5 +64,13 @@ def resolve_model_path(name_or_path: str) -> tuple[Path, str | None]:
     """The file of a zoo model name and its pinned hash, or ``(Path(name_or_path), None)``."""
     if name_or_path in ZOO:
         filename, pinned = ZOO[name_or_path]
+        return ZOO_DIR / filename, pinned
+    return Path(name_or_path), None
+
+
+def resolve_auxiliary_path(name_or_path: str) -> tuple[Path, str | None]:
+    """Like ``resolve_model_path`` for ``AUXILIARY`` names (e.g. ``inpaint``)."""
+    if name_or_path in AUXILIARY:
+        filename, pinned = AUXILIARY[name_or_path]
         return ZOO_DIR / filename, pinned
     return Path(name_or_path), None
