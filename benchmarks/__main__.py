@@ -1,4 +1,5 @@
-"""``python -m benchmarks rd|speed|video|conceal ...``: thin argparse shell over the benchmarks."""
+"""``python -m benchmarks rd|speed|video|conceal|inpaint-example ...``: thin argparse shell
+over the benchmarks."""
 
 from __future__ import annotations
 
@@ -55,8 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     conceal.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     conceal.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    example = commands.add_parser("inpaint-example", help="remove a caption by inpainting")
+    example.add_argument("--image", required=True, help="image to overlay a caption on")
+    example.add_argument("--out", required=True, help="output folder")
+    example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
+    example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
     args = parser.parse_args(argv)
     try:
+        if args.command == "inpaint-example":
+            import torch
+
+            from .inpaint_example import run_example
+
+            torch.set_num_threads(1)
+
+            run_example(args.image, args.out, args.text, args.inpaint_model)
+            return 0
         if args.command == "conceal":
             import torch
 

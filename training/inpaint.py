@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from shared.modelfile import save_weights_file
-from shared.models.inpaint import InpaintConfig, InpaintNet, network_input
+from shared.models.inpaint import InpaintConfig, InpaintNet, network_input, smooth_fill
 
 from .data import list_images, read_rgb, split_train_validation
 
@@ -215,12 +215,12 @@ def hole_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 @torch.no_grad()
 def validate(net: InpaintNet, samples: list[tuple]) -> dict:
-    """Hole PSNR of the network, copy-previous and gray fill on fixed samples."""
+    """Hole PSNR of the network, copy-previous, smooth fill and gray on fixed samples."""
     net.eval()
     result = {}
     for name, with_previous in (("band_prev", True), ("free_noprev", False)):
         chosen = [s for s in samples if (s[1] is not None) == with_previous]
-        rows = {"net": [], "copy": [], "gray": []}
+        rows = {"net": [], "copy": [], "smooth": [], "gray": []}
         for current, previous, mask in chosen:
             x = torch.from_numpy(current).permute(2, 0, 1)[None]
             m = torch.from_numpy(mask)[None, None]
@@ -228,6 +228,8 @@ def validate(net: InpaintNet, samples: list[tuple]) -> dict:
             rows["net"].append(hole_psnr(net(network_input(x, m, p)), x, m))
             if p is not None:
                 rows["copy"].append(hole_psnr(p, x, m))
+            else:
+                rows["smooth"].append(hole_psnr(smooth_fill(x, 1 - m), x, m))
             rows["gray"].append(hole_psnr(torch.full_like(x, 0.5), x, m))
         result[name] = {k: round(sum(v) / len(v), 3) for k, v in rows.items() if v}
     net.train()

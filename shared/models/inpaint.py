@@ -1,12 +1,13 @@
 """``inpaint``: a small fully convolutional network that fills holes in a frame.
 
 Input (``B, 8, H, W``, ``H`` and ``W`` multiples of 8): the frame with its hole filled by
-the previous frame's pixels (or mid-gray when there is none), the mask (1 = hole), the
-previous frame (or mid-gray) and a flag channel (1 = a previous frame is given). The network
-predicts a correction of that filled frame, so "copy the previous frame" is what it starts
-from and it learns what to change: brightness, small motion, and, without a previous
-frame, the whole content from the surrounding pixels. Its output is composited: known
-pixels are returned unchanged, hole pixels come from the network.
+the previous frame's pixels, the mask (1 = hole), the previous frame and a flag channel
+(1 = a previous frame is given). Without a previous frame, a smooth fill of the hole from
+its border (push-pull: averages of the known pixels, coarse to fine) stands in for it. The
+network predicts a correction of that filled frame, so "copy the previous frame" (or the
+smooth fill) is what it starts from and it learns what to change: brightness, small
+motion, and, without a previous frame, texture and edges across the hole. Its output is
+composited: known pixels are returned unchanged, hole pixels come from the network.
 
 Layout: three stride-2 4x4 convolutions down to 1/8 resolution, dilated 3x3 residual
 convolutions there (dilations 1, 2, 4, 8: a receptive field of about 300 pixels, enough to
@@ -80,7 +81,7 @@ class InpaintNet(nn.Module):
         self.up2 = _up(m, f)
         self.merge1 = nn.Conv2d(f, f, 3, padding=1)
         self.up1 = _up(f, 3)
-        # Start as "keep the fill": the previous frame's pixels, or gray without one.
+        # Start as "keep the fill": the previous frame's pixels, or the smooth fill.
         nn.init.zeros_(self.up1[0].weight)
         nn.init.zeros_(self.up1[0].bias)
         offset = torch.tensor([0.5, 0.5, 0.5, 0.0, 0.5, 0.5, 0.5, 0.0]).view(1, 8, 1, 1)
@@ -101,14 +102,31 @@ class InpaintNet(nn.Module):
         return mask * predicted + (1.0 - mask) * filled
 
 
+def smooth_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``image`` ``(B, C, H, W)`` with the pixels where ``known`` ``(B, 1, H, W)`` is 0
+    replaced by averages of the known pixels around them, coarse to fine (push-pull);
+    mid-gray where nothing is known."""
+    if bool((known > 0).all()):
+        return image
+    height, width = image.shape[-2:]
+    if height == 1 and width == 1:
+        return image * known + 0.5 * (1.0 - known)
+    total = F.avg_pool2d(image * known, 2, ceil_mode=True)
+    weight = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse = smooth_fill(total / weight.clamp(min=1e-6), (weight > 0).to(image.dtype))
+    up = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return image * known + up * (1.0 - known)
+
+
 def network_input(
     image: torch.Tensor, mask: torch.Tensor, previous: torch.Tensor | None
 ) -> torch.Tensor:
     """``(B, 8, H, W)`` from ``image`` ``(B, 3, H, W)`` in [0, 1], ``mask`` ``(B, 1, H, W)``
     (1 = hole) and ``previous`` ``(B, 3, H, W)`` or ``None``: the hole gets the previous
-    frame's pixels (mid-gray without one), and a flag channel says whether there is one."""
+    frame's pixels (without one, ``smooth_fill``), and a flag channel says whether there
+    is one."""
     if previous is None:
-        previous = torch.full_like(image, 0.5)
+        previous = smooth_fill(image, 1.0 - mask)
         flag = torch.zeros_like(mask)
     else:
         flag = torch.ones_like(mask)

@@ -53,3 +53,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no folder" in capsys.readouterr().err
     args = ["conceal", "--videos", str(tmp_path), "--out", str(tmp_path), "--clips", "*.avi"]
     assert main(args) == 2
+
+
+def test_inpaint_example(tmp_path):
+    from benchmarks.inpaint_example import run_example
+
+    net = InpaintNet()  # untrained: the smooth fill
+    weights = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    model = tmp_path / "inpaint.safetensors"
+    save_weights_file(model, "inpaint", net.config.to_dict(), weights, {})
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), natural_like_image(120, 160))
+    result = run_example(str(image), str(tmp_path / "out"), "Hello|world", str(model))
+    assert result["hole_pixels"] > 500
+    assert result["hole_psnr_db"]["inpaint"] > result["hole_psnr_db"]["gray"]
+    panel = cv2.imread(str(tmp_path / "out" / "inpaint_example.png"))
+    assert panel.shape == (120, 480, 3)

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from shared.modelfile import ModelFileError, load_weights_file, save_weights_file
-from shared.models.inpaint import InpaintConfig, Inpainter, InpaintNet, network_input
+from shared.models.inpaint import (
+    InpaintConfig,
+    Inpainter,
+    InpaintNet,
+    network_input,
+    smooth_fill,
+)
 from shared.registry import AUXILIARY, ZOO, ZOO_DIR, resolve_auxiliary_path
 from tests.conftest import natural_like_image
 
@@ -41,7 +47,7 @@ def test_output_shape_and_known_pixels_are_kept(with_previous):
     assert not torch.allclose(hole, image[:, :, 16:32])  # the net did fill it
 
 
-def test_fresh_network_copies_the_previous_frame_or_fills_gray():
+def test_fresh_network_copies_the_previous_frame_or_fills_smoothly():
     inpainter = Inpainter(InpaintNet())
     image = natural_like_image(50, 70, seed=1)  # not a multiple of 8: padded and cropped
     previous = natural_like_image(50, 70, seed=2)
@@ -51,9 +57,20 @@ def test_fresh_network_copies_the_previous_frame_or_fills_gray():
     assert copied.shape == image.shape and copied.dtype == np.uint8
     assert np.array_equal(copied[~mask], image[~mask])
     assert np.array_equal(copied[mask], previous[mask])
-    gray = inpainter(image, mask)
-    assert np.array_equal(gray[~mask], image[~mask])
-    assert np.abs(gray[mask].astype(int) - 128).max() <= 1
+    smooth = inpainter(image, mask)
+    assert np.array_equal(smooth[~mask], image[~mask])
+    flat = np.full_like(image, (30, 140, 220))
+    assert np.abs(inpainter(flat, mask).astype(int) - flat).max() <= 1
+
+
+def test_smooth_fill_interpolates_the_border():
+    ramp = torch.linspace(0, 1, 64).repeat(1, 1, 40, 1)  # left-right ramp
+    known = torch.ones(1, 1, 40, 64)
+    known[..., 10:30, 20:44] = 0
+    filled = smooth_fill(ramp, known)
+    assert torch.equal(filled * known, ramp * known)
+    assert float((filled - ramp).abs().max()) < 0.15  # close to the ramp inside the hole
+    assert float(smooth_fill(ramp, torch.zeros_like(known)).mean()) == pytest.approx(0.5)
 
 
 def test_inpainter_rejects_mismatched_inputs():

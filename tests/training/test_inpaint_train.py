@@ -85,6 +85,7 @@ def test_train_resume_export_and_load(tmp_path, train_folder):
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3]
     validation = [r for r in rows if r["kind"] == "validation"][-1]
     assert set(validation["band_prev"]) == {"net", "copy", "gray"}
+    assert set(validation["free_noprev"]) == {"net", "smooth", "gray"}
     model = tmp_path / "inpaint.safetensors"
     sha = export_inpaint(checkpoint, model)
     inpainter = Inpainter.load(str(model))
