@@ -6,6 +6,9 @@ Each sample is a random crop of a training image with a random hole:
   frame earlier: a small random affine motion (shift, rotation, zoom), sometimes a smooth
   local displacement field (things moving in the scene), a brightness/contrast change and
   sensor noise; for ``no_previous`` of the samples there is none (the offline use);
+- with ``codec`` set, for ``codec_share`` of the batches the current and previous crops
+  are replaced by that codec's reconstructions at a random quality level (what a receiver
+  has), while the target stays the original crop;
 - the *mask* is horizontal bands (like lost slices), or free-form strokes, rectangles and
   text (holes and overlaid captions for the offline use).
 
@@ -49,6 +52,12 @@ class InpaintTrainConfig:
     decay_from: float = 0.6  # fraction of ``steps`` after which lr decays (cosine)
     tv_weight: float = 0.02
     no_previous: float = 0.25  # share of samples without a previous frame
+    shift_px: float = 3.0  # standard deviation of the previous frame's global shift
+    still: float = 0.15  # share of previous frames without motion (static camera)
+    relight: float = 0.08  # brightness gain within 1 +- this (offset: half of it)
+    codec: str = ""  # codec (zoo name or file) whose reconstructions the inputs are; "" none
+    codec_share: float = 0.8  # share of batches passed through ``codec``
+    init_from: str = ""  # start from this checkpoint's (or inpaint model file's) weights
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
     checkpoint_every: int = 250
@@ -118,7 +127,14 @@ def random_mask(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def synthesize_previous(rng: np.random.Generator, patch: np.ndarray, crop: int) -> np.ndarray:
+def synthesize_previous(
+    rng: np.random.Generator,
+    patch: np.ndarray,
+    crop: int,
+    shift_px: float = 3.0,
+    still_share: float = 0.15,
+    relight: float = 0.08,
+) -> np.ndarray:
     """The previous frame for the centre ``crop`` of ``patch`` (``uint8``, larger by a
     margin): the same view moved a little, re-lit and noisier; float32 in [0, 1]."""
     size = patch.shape[0]
@@ -126,9 +142,11 @@ def synthesize_previous(rng: np.random.Generator, patch: np.ndarray, crop: int) 
     angle = rng.normal(0, 1.0) if rng.random() < 0.5 else 0.0
     zoom = 1.0 + (rng.normal(0, 0.015) if rng.random() < 0.5 else 0.0)
     matrix = cv2.getRotationMatrix2D(centre, angle, zoom)
-    still = rng.random() < 0.15  # a static camera: nothing moves, only noise changes
-    if not still:
-        matrix[:, 2] += rng.normal(0, 3.0, 2)
+    still = rng.random() < still_share  # a static camera: nothing moves, only noise changes
+    if still:
+        matrix = cv2.getRotationMatrix2D(centre, 0.0, 1.0)
+    else:
+        matrix[:, 2] += rng.normal(0, shift_px, 2)
     moved = cv2.warpAffine(
         patch, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
@@ -144,7 +162,8 @@ def synthesize_previous(rng: np.random.Generator, patch: np.ndarray, crop: int) 
     if rng.random() < 0.3:
         previous = cv2.GaussianBlur(previous, (0, 0), rng.uniform(0.3, 1.0))
     if not still:
-        previous = previous * rng.uniform(0.92, 1.08) + rng.uniform(-0.04, 0.04)
+        gain = rng.uniform(1 - relight, 1 + relight)
+        previous = previous * gain + rng.uniform(-relight / 2, relight / 2)
     previous = previous + rng.normal(0, rng.uniform(0.0, 0.02), previous.shape)
     return np.clip(previous, 0.0, 1.0).astype(np.float32)
 
@@ -154,11 +173,23 @@ class InpaintSampler:
 
     MARGIN = 16
 
-    def __init__(self, images: list[np.ndarray], crop: int, no_previous: float, seed: int):
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        crop: int,
+        no_previous: float,
+        seed: int,
+        motion: tuple[float, float, float] = (3.0, 0.15, 0.08),
+        codec=None,
+        codec_share: float = 0.0,
+    ):
         self.images = images
         self.crop = crop
         self.no_previous = no_previous
         self.rng = np.random.default_rng(seed)
+        self.motion = motion  # shift_px, still share, relight
+        self.codec = codec  # a codec model (``shared.models``) or None
+        self.codec_share = codec_share
 
     def sample(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         rng, crop = self.rng, self.crop
@@ -174,7 +205,7 @@ class InpaintSampler:
         margin = (size - crop) // 2
         current = patch[margin : margin + crop, margin : margin + crop].astype(np.float32) / 255
         with_previous = rng.random() >= self.no_previous
-        previous = synthesize_previous(rng, patch, crop) if with_previous else None
+        previous = synthesize_previous(rng, patch, crop, *self.motion) if with_previous else None
         kinds = ("band", "strokes", "rects", "text")
         weights = (0.6, 0.15, 0.1, 0.15) if with_previous else (0.25, 0.3, 0.15, 0.3)
         mask = random_mask(rng, crop, str(rng.choice(kinds, p=weights)))
@@ -182,17 +213,32 @@ class InpaintSampler:
             mask[crop // 3 : crop // 2] = 1
         return current, previous, mask
 
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` as the codec reconstructs them at a random level (key frames)."""
+        level = int(self.rng.integers(self.codec.config.levels))
+        return self.codec.synthesize(self.codec.analyze(images, level), level)
+
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        inputs, targets, masks = [], [], []
-        for _ in range(size):
-            current, previous, mask = self.sample()
-            x = torch.from_numpy(current).permute(2, 0, 1)[None]
-            m = torch.from_numpy(mask)[None, None]
-            p = None if previous is None else torch.from_numpy(previous).permute(2, 0, 1)[None]
-            inputs.append(network_input(x, m, p))
-            targets.append(x)
-            masks.append(m)
-        return torch.cat(inputs), torch.cat(targets), torch.cat(masks)
+        samples = [self.sample() for _ in range(size)]
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+        targets = torch.cat([tensor(current) for current, _, _ in samples])
+        seen = targets
+        previous = [None if p is None else tensor(p) for _, p, _ in samples]
+        if self.codec is not None and self.rng.random() < self.codec_share:
+            given = [i for i, p in enumerate(previous) if p is not None]
+            coded = self.reconstruct(torch.cat([targets, *(previous[i] for i in given)]))
+            seen = coded[:size]
+            for k, i in enumerate(given):
+                previous[i] = coded[size + k : size + k + 1]
+        masks = torch.cat([torch.from_numpy(m)[None, None] for _, _, m in samples])
+        inputs = [
+            network_input(seen[i : i + 1], masks[i : i + 1], previous[i]) for i in range(size)
+        ]
+        return torch.cat(inputs), targets, masks
 
 
 def loss_terms(
@@ -215,38 +261,62 @@ def hole_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 @torch.no_grad()
 def validate(net: InpaintNet, samples: list[tuple]) -> dict:
-    """Hole PSNR of the network, copy-previous, smooth fill and gray on fixed samples."""
+    """Hole PSNR (against the original crop) of the network, copy-previous, smooth fill and
+    gray on fixed ``(target, seen, previous or None, mask)`` samples."""
     net.eval()
     result = {}
     for name, with_previous in (("band_prev", True), ("free_noprev", False)):
-        chosen = [s for s in samples if (s[1] is not None) == with_previous]
+        chosen = [s for s in samples if (s[2] is not None) == with_previous]
         rows = {"net": [], "copy": [], "smooth": [], "gray": []}
-        for current, previous, mask in chosen:
-            x = torch.from_numpy(current).permute(2, 0, 1)[None]
-            m = torch.from_numpy(mask)[None, None]
-            p = None if previous is None else torch.from_numpy(previous).permute(2, 0, 1)[None]
-            rows["net"].append(hole_psnr(net(network_input(x, m, p)), x, m))
+        for target, x, p, m in chosen:
+            rows["net"].append(hole_psnr(net(network_input(x, m, p)), target, m))
             if p is not None:
-                rows["copy"].append(hole_psnr(p, x, m))
+                rows["copy"].append(hole_psnr(p, target, m))
             else:
-                rows["smooth"].append(hole_psnr(smooth_fill(x, 1 - m), x, m))
-            rows["gray"].append(hole_psnr(torch.full_like(x, 0.5), x, m))
+                rows["smooth"].append(hole_psnr(smooth_fill(x, 1 - m), target, m))
+            rows["gray"].append(hole_psnr(torch.full_like(x, 0.5), target, m))
         result[name] = {k: round(sum(v) / len(v), 3) for k, v in rows.items() if v}
     net.train()
     return result
 
 
-def validation_samples(images: list[np.ndarray], config: InpaintTrainConfig) -> list[tuple]:
-    sampler = InpaintSampler(images, config.crop, 0.0, seed=12345)
+def validation_samples(
+    images: list[np.ndarray], config: InpaintTrainConfig, codec=None
+) -> list[tuple]:
+    """Fixed ``(target, seen, previous, mask)`` tensors: bands with a previous frame and
+    text/strokes without; ``seen`` and ``previous`` are ``codec``'s reconstructions at its
+    middle level when a codec is given."""
+    motion = (config.shift_px, config.still, config.relight)
+    sampler = InpaintSampler(images, config.crop, 0.0, 12345, motion)
     samples = []
     for i in range(config.validation_samples):
         current, previous, _ = sampler.sample()
         if i % 2:
-            samples.append((current, previous, random_mask(sampler.rng, config.crop, "band")))
+            mask = random_mask(sampler.rng, config.crop, "band")
         else:
-            kind = ("text", "strokes")[i // 2 % 2]
-            samples.append((current, None, random_mask(sampler.rng, config.crop, kind)))
+            previous = None
+            mask = random_mask(sampler.rng, config.crop, ("text", "strokes")[i // 2 % 2])
+        target = torch.from_numpy(current).permute(2, 0, 1)[None]
+        seen = target
+        if previous is not None:
+            previous = torch.from_numpy(previous).permute(2, 0, 1)[None]
+        if codec is not None:
+            level = codec.config.levels // 2
+            with torch.no_grad():
+                seen = codec.synthesize(codec.analyze(target, level), level)
+                if previous is not None:
+                    previous = codec.synthesize(codec.analyze(previous, level), level)
+        samples.append((target, seen, previous, torch.from_numpy(mask)[None, None]))
     return samples
+
+
+def initial_weights(path: str) -> dict[str, torch.Tensor]:
+    """The network weights of a training checkpoint (.pt) or an inpainting model file."""
+    if path.endswith(".safetensors"):
+        from shared.modelfile import load_weights_file
+
+        return {k: torch.from_numpy(v) for k, v in load_weights_file(path).weights.items()}
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def save_checkpoint(path: Path, net, optimizer, step: int, config, elapsed: float) -> None:
@@ -276,8 +346,16 @@ def train_inpaint(config: InpaintTrainConfig) -> Path:
     checkpoint_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     files, validation_files = split_train_validation(list_images(config.data))
     images = load_images(files, config.crop)
-    held_out = validation_samples(load_images(validation_files, config.crop), config)
+    codec = None
+    if config.codec:
+        from shared.codec import ImageCodec
+
+        codec = ImageCodec.load(config.codec, "cpu", "fp32").model
+    held_out = validation_samples(load_images(validation_files, config.crop), config, codec)
     net = InpaintNet(InpaintConfig())
+    if config.init_from and not checkpoint_path.exists():
+        net.load_state_dict(initial_weights(config.init_from))
+        print(f"initialised from {config.init_from}", flush=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step, elapsed = 0, 0.0
     if checkpoint_path.exists():
@@ -289,7 +367,16 @@ def train_inpaint(config: InpaintTrainConfig) -> Path:
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
     # A fresh stream of samples per (re)start, so a resumed run does not repeat itself.
-    sampler = InpaintSampler(images, config.crop, config.no_previous, config.seed + step)
+    motion = (config.shift_px, config.still, config.relight)
+    sampler = InpaintSampler(
+        images,
+        config.crop,
+        config.no_previous,
+        config.seed + step,
+        motion,
+        codec,
+        config.codec_share,
+    )
     with log_path.open("a") as log:
         start = {
             "kind": "start",

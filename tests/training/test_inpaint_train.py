@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from shared.models.inpaint import Inpainter
 from tests.conftest import natural_like_image
@@ -93,3 +94,30 @@ def test_train_resume_export_and_load(tmp_path, train_folder):
     image, mask = natural_like_image(40, 56), np.zeros((40, 56), bool)
     mask[10:20] = True
     assert np.array_equal(inpainter(image, mask)[~mask], image[~mask])
+
+
+def test_codec_reconstructions_and_init_from(tmp_path, train_folder, tiny_model_path):
+    from shared.codec import ImageCodec
+    from training.data import list_images
+    from training.inpaint import InpaintSampler, load_images
+
+    codec = ImageCodec.load(str(tiny_model_path)).model
+    images = load_images(list_images(train_folder), 32)
+    sampler = InpaintSampler(images, 32, 0.5, 0, (1.5, 0.35, 0.03), codec, codec_share=1.0)
+    inputs, targets, masks = sampler.batch(4)
+    assert inputs.shape == (4, 8, 32, 32) and targets.shape == (4, 3, 32, 32)
+    known = 1 - masks
+    assert not torch.allclose(inputs[:, :3] * known, targets * known)  # the codec's picture
+    first = tmp_path / "first"
+    base = dict(data=str(train_folder), batch=2, crop=32, validation_samples=4, threads=1)
+    checkpoint = train_inpaint(InpaintTrainConfig(out=str(first), steps=1, **base))
+    second = InpaintTrainConfig(
+        out=str(tmp_path / "second"),
+        steps=1,
+        codec=str(tiny_model_path),
+        init_from=str(checkpoint),
+        **base,
+    )
+    train_inpaint(second)
+    rows = (tmp_path / "second" / "log.jsonl").read_text().splitlines()
+    assert json.loads(rows[-1])["kind"] == "validation"
