@@ -61,8 +61,9 @@ def conceal_clip(
     drop: float | None,
     example_at: int | None = None,
 ) -> tuple[dict, list[np.ndarray] | None]:
-    """Measure one clip; returns its entry and, at frame ``example_at``, the pictures
-    original | lost band gray | copy | inpaint."""
+    """Measure one clip; returns its entry and, at the first frame from ``example_at`` on
+    that lost its middle slice (else the last frame), the pictures original | lost band
+    gray | copy | inpaint."""
     encoder = VideoEncoder(codec, VideoSettings(slice_rows=slice_rows))
     decoder = VideoDecoder(codec)
     concealers = {
@@ -71,7 +72,7 @@ def conceal_clip(
         "gray": Concealer("gray"),
     }
     sse = {f"{m}/{r}": 0.0 for m in (*METHODS, "no_loss") for r in ("original", "reconstruction")}
-    pixels, bands, inpaint_ms, example = 0, 0, [], None
+    pixels, bands, inpaint_ms, example, fallback = 0, 0, [], None, None
     previous = None
     for seq, rgb in enumerate(frames):
         coded = encoder.encode(rgb, level)
@@ -120,8 +121,10 @@ def conceal_clip(
         pixels += truth.size
         bands += len(lost)
         if example is None and example_at is not None and seq >= example_at:
-            gray = outputs["gray"]
-            example = [rgb, gray, outputs["copy"], outputs["inpaint"]]
+            pictures = [rgb, outputs["gray"], outputs["copy"], outputs["inpaint"]]
+            fallback = pictures  # the latest frame, if none loses its middle slice
+            if lost == [count // 2]:  # a band with picture above and below
+                example = pictures
         previous = full
     entry = {"bands": bands, "inpaint_ms_median": None}
     if inpaint_ms:
@@ -131,7 +134,7 @@ def conceal_clip(
         entry[f"psnr_vs_{reference}"] = {
             name: _psnr(sse[f"{name}/{reference}"], pixels) for name in names
         }
-    return entry, example
+    return entry, example or fallback
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:

@@ -48,7 +48,12 @@ DEFAULT_MODEL = "fast"
 
 #: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
 #: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).
-AUXILIARY: dict[str, tuple[str, str]] = {}
+AUXILIARY: dict[str, tuple[str, str]] = {
+    "inpaint": (
+        "inpaint.safetensors",
+        "1760e5509e89633aded8c22c3df25b4eab4115436e1b1ad5465163283b183284",  # pin:inpaint
+    ),
+}
 
 
 def build_model(architecture: str, config: dict | None = None) -> nn.Module:
