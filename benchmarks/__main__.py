@@ -1,5 +1,5 @@
-"""``python -m benchmarks rd|speed|video|rate|roi|stream ...``: thin argparse shell over
-the benchmarks (``stream --out OUT [--link-kbps M [--loss P]]`` needs root for a link)."""
+"""``python -m benchmarks rd|speed|video|rate|roi|stream|conceal|inpaint-example ...``: thin
+argparse shell over the benchmarks (``stream --link-kbps M`` needs root for the link)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sender.__main__ import parse_size
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.registry import DEFAULT_MODEL
 
@@ -157,6 +157,27 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="no lossless originals, no PSNR (and no monitoring receiver on a link)",
     )
+    conceal = commands.add_parser("conceal", help="lost-slice concealment: inpaint/copy/gray")
+    conceal.add_argument("--videos", required=True, help="folder with the test clips")
+    conceal.add_argument("--out", required=True, help="output folder")
+    conceal.add_argument("--model", default="realtime", help="codec: zoo name or model file")
+    conceal.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
+    conceal.add_argument("--frames", type=int, default=100, help="frames per clip")
+    conceal.add_argument("--quality", type=int, default=None, help="level (default: middle)")
+    conceal.add_argument("--slice-rows", type=int, default=8, help="latent rows per slice")
+    conceal.add_argument(
+        "--drop",
+        type=probability,
+        default=None,
+        help="lose each slice with this probability (default: exactly one slice per frame)",
+    )
+    conceal.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    conceal.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    example = commands.add_parser("inpaint-example", help="remove a caption by inpainting")
+    example.add_argument("--image", required=True, help="image to overlay a caption on")
+    example.add_argument("--out", required=True, help="output folder")
+    example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
+    example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
     args = parser.parse_args(argv)
     if args.command == "stream":
         problem = stream_argument_problem(args)
@@ -199,6 +220,34 @@ def main(argv: list[str] | None = None) -> int:
             patterns = tuple(args.clips) if args.clips else ROI_CLIPS
             run_roi(args.videos, args.out, args.model, args.frames, args.levels, patterns, settings)
             return 0
+        if args.command == "inpaint-example":
+            import torch
+
+            from .inpaint_example import run_example
+
+            torch.set_num_threads(1)
+
+            run_example(args.image, args.out, args.text, args.inpaint_model)
+            return 0
+        if args.command == "conceal":
+            import torch
+
+            from .conceal import DEFAULT_CLIPS as CONCEAL_CLIPS
+            from .conceal import run_conceal
+
+            torch.set_num_threads(args.threads)
+            run_conceal(
+                args.videos,
+                args.out,
+                args.model,
+                args.frames,
+                args.quality,
+                args.inpaint_model,
+                tuple(args.clips) if args.clips else CONCEAL_CLIPS,
+                args.slice_rows,
+                args.drop,
+            )
+            return 0
         if args.command == "video":
             import torch
 
@@ -229,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         from .rd import run_rd
 
         run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)
-    except (FileNotFoundError, ValueError, KeyError) as error:
+    except (FileNotFoundError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
         print(f"benchmarks: error: {error}", file=sys.stderr)
         return 2
     return 0

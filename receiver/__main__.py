@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
 
 from .app import ReceiverConfig, run_receiver
+from .conceal import METHODS
 from .display import DisplayUnavailable
 
 
@@ -84,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         "strip.png: original | code | reconstruction)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-second lines")
+    p.add_argument(
+        "--conceal",
+        choices=METHODS,
+        default="inpaint",
+        help="fill damaged slices by inpainting (copy when the model is missing), copying "
+        "the previous picture, or gray",
+    )
+    p.add_argument(
+        "--inpaint-model", default="inpaint", help="zoo name or file of the inpainting network"
+    )
+    p.add_argument(
+        "--drop-slices",
+        type=probability,
+        default=0.0,
+        help="simulate loss: treat each slice as missing with this probability",
+    )
     return p
 
 

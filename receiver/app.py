@@ -24,6 +24,7 @@ from shared.registry import DEFAULT_MODEL
 from shared.security import ClientSecurity
 from shared.video import MissingReference, VideoDecoder
 
+from .conceal import Concealer
 from .display import FrameSink, StripSampler, code_view, plot_run, write_strip
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
@@ -57,6 +58,9 @@ class ReceiverConfig:
     key: str = "keys/receiver.key_secret"
     server_key: str = "keys/sender.key"
     quiet: bool = False
+    conceal: str = "inpaint"  # damaged slices: inpaint (copy without the model), copy, gray
+    inpaint_model: str = "inpaint"  # zoo name or file of the inpainting network
+    drop_slices: float = 0.0  # treat each slice as lost with this probability (tests, demos)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -97,6 +101,9 @@ class Receiver:
         self.show_code = False  # the sink gets code map | reconstruction
         self.strip: StripSampler | None = None  # samples for strip.png (with --out)
         self.latents: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.concealer = Concealer("copy")  # run_receiver sets the configured one
+        self.drop_slices = 0.0  # simulated loss: probability that a slice counts as missing
+        self.drop_rng = np.random.default_rng()
 
     def _conceal(self) -> None:
         """A frame that arrived damaged is dropped; the viewer and the recording get the
@@ -114,17 +121,17 @@ class Receiver:
             self.request_key_frame()
 
     def _conceal_bands(self, rgb: np.ndarray, damaged: list[int], rows: int) -> np.ndarray:
-        """Copy-previous concealment of the pixel bands of damaged slices (the decoded
-        latents there are a prediction, or zeros right after a key frame was lost)."""
-        if self.last_shown is None or self.last_shown.shape != rgb.shape:
-            return rgb
-        rgb = rgb.copy()
-        stride = self.codec.stride
-        for index in damaged:
-            top = index * rows * stride if rows else 0
-            bottom = (index + 1) * rows * stride if rows else rgb.shape[0]
-            rgb[top:bottom] = self.last_shown[top:bottom]
-        return rgb
+        """Conceal the pixel bands of damaged slices (the decoded latents there are a
+        prediction, or zeros right after a key frame was lost): ``receiver.conceal``."""
+        return self.concealer(rgb, self.last_shown, damaged, rows, self.codec.stride)
+
+    def _missing(self, message: wire.FrameMessage) -> frozenset[int]:
+        """Slices to treat as lost: CRC failures, plus simulated drops (``drop_slices``)."""
+        if self.drop_slices <= 0:
+            return message.damaged
+        count = len(message.slice_bytes) or 1
+        dropped = np.flatnonzero(self.drop_rng.random(count) < self.drop_slices)
+        return message.damaged | frozenset(int(i) for i in dropped)
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self.warned:
@@ -182,7 +189,7 @@ class Receiver:
         )
         try:
             decoded = self.decoder.decode(
-                coded, message.seq, missing=message.damaged, synthesize=show
+                coded, message.seq, missing=self._missing(message), synthesize=show
             )
         except MissingReference:
             # Joined mid-stream or missed a frame: nothing to predict from until a key frame.
@@ -338,8 +345,15 @@ def run_receiver(config: ReceiverConfig) -> dict:
     receiver.sink = sink
     receiver.show_code = config.show_code
     receiver.strip = StripSampler() if config.out else None
+    receiver.concealer = Concealer.create(
+        config.conceal,
+        config.inpaint_model,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    receiver.drop_slices = config.drop_slices
     print(
-        f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}",
+        f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}"
+        f", concealment {receiver.concealer.method}",
         flush=True,
     )
     started = time.monotonic()
@@ -409,13 +423,18 @@ def run_receiver(config: ReceiverConfig) -> dict:
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
     summary |= {"model_hash": codec.model_hash, "connect": config.connect}
+    summary |= {
+        "concealment": receiver.concealer.method,
+        "concealed_bands": receiver.concealer.bands,
+    }
     if receiver.first_picture_s is not None:
         waited = receiver.first_picture_s - receiver.first_frame_s
         summary["time_to_first_picture_ms"] = round(1000 * waited, 1)
     print(
         format_line("receiver summary:", summary)
         + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
-        + f"  rejected {summary['rejected'] or 0}",
+        + f"  rejected {summary['rejected'] or 0}"
+        + f"  damaged slices {summary.get('damaged_slices', 0)} ({receiver.concealer.method})",
         flush=True,
     )
     if config.out:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=SenderConfig.roi_boost,
         help="with --roi and a fixed level: code this many levels higher (about the same "
         "rate as uniform coding; with --rate-kbps the rate controller decides)",
+    )
+    p.add_argument(
+        "--drop-slices",
+        type=probability,
+        default=0.0,
+        help="simulate loss: send each slice with a broken CRC-32 with this probability",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")

@@ -57,6 +57,7 @@ class SenderConfig:
     stats_json: str | None = None
     dashboard: bool = False  # a live terminal table instead of one line per second
     quiet: bool = False
+    drop_slices: float = 0.0  # simulate loss: break each slice's CRC with this probability
 
 
 def last_items(values: deque, count: int) -> list:
@@ -100,13 +101,14 @@ def run_sender(config: SenderConfig) -> dict:
         security=security,
         video=video,
         roi=roi,
+        drop_slices=config.drop_slices,
     )
     feedback = None
     if config.feedback != "off":
         address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
         feedback = FeedbackServer(address, publisher.context, security)
     heard: dict[bytes, wire.ReportMessage] = {}
-    reports = keyframe_requests = key_frames = 0
+    reports = keyframe_requests = key_frames = dropped_slices = 0
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
@@ -159,6 +161,7 @@ def run_sender(config: SenderConfig) -> dict:
                     level = chosen
                 result = publisher.send(frame, level)
                 key_frames += result.kind == KEY
+                dropped_slices += result.dropped_slices
                 if rate is not None:
                     rate.update(level, 8 * result.message_bytes, result.kind == KEY)
                 sent += 1
@@ -222,6 +225,7 @@ def run_sender(config: SenderConfig) -> dict:
         "reports": reports,
         "keyframe_requests": keyframe_requests,
         "key_frames": key_frames,
+        "dropped_slices": dropped_slices,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
         "rate_skipped_frames": rate.skipped if rate is not None else 0,
         "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,

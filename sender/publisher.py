@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import cv2
+import msgpack
 import numpy as np
 import zmq
 
@@ -31,6 +32,16 @@ class SentFrame:
     height: int
     encode_ms: float
     kind: str = "key"
+    dropped_slices: int = 0  # slices sent with a broken CRC (``drop_slices``)
+
+
+def break_slice_crcs(body: bytes, slices: list[int]) -> bytes:
+    """A frame message body whose CRC-32 of each slice in ``slices`` is wrong, so receivers
+    see those slices as damaged (simulated loss)."""
+    fields = msgpack.unpackb(body, raw=False)
+    for index in slices:
+        fields["crcs"][index] ^= 0xFFFFFFFF
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 class FramePublisher:
@@ -46,12 +57,18 @@ class FramePublisher:
         security: ServerSecurity | None = None,
         video: VideoSettings | None = None,
         roi: FaceRoi | None = None,
+        drop_slices: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         self.codec = codec
         self.roi = roi  # region of interest: faces get the bits (shared.roi); None = off
         self.encoder = VideoEncoder(codec, video)
         self.stream_id = stream_id
         self.send_reference = send_reference
+        if not 0.0 <= drop_slices <= 1.0:
+            raise ValueError("drop-slices must be a probability in 0..1")
+        self.drop_slices = drop_slices  # simulated loss: each slice's CRC broken with this p
+        self.rng = np.random.default_rng(seed)
         self.seq = -1
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.PUB)
@@ -93,6 +110,12 @@ class FramePublisher:
                 slice_bytes=coded.slice_bytes,
             )
         )
+        dropped = []
+        if self.drop_slices > 0:
+            count = len(coded.slice_bytes) or 1
+            dropped = [int(i) for i in np.flatnonzero(self.rng.random(count) < self.drop_slices)]
+            if dropped:
+                parts[1] = break_slice_crcs(parts[1], dropped)
         self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
         if self.send_reference:
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -110,6 +133,7 @@ class FramePublisher:
             coded.height,
             encode_ms,
             coded.kind,
+            len(dropped),
         )
 
     def next_is_key(self) -> bool:

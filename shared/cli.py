@@ -18,6 +18,17 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def probability(text: str) -> float:
+    """An argparse type: a float in 0..1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in 0..1, not {text!r}")
+    return value
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[dict]:
     """Within the block, SIGINT and SIGTERM set ``flag["stop"] = True`` instead of raising,

@@ -173,3 +173,68 @@ def load_model_file(path: str | Path) -> ModelFile:
         content_sha256=actual,
         extras=extras,
     )
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A model file of a network that is no codec (e.g. the inpainting network): weights,
+    architecture, config and card, without entropy tables."""
+
+    architecture: str
+    config: dict
+    weights: dict[str, np.ndarray]
+    card: dict
+    content_sha256: str
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_sha256[:16]
+
+
+def save_weights_file(
+    path: str | Path, architecture: str, config: dict, weights: dict[str, np.ndarray], card: dict
+) -> str:
+    """Write a tables-free model file (same layout and hash as ``save_model_file``);
+    returns its ``content_sha256``."""
+    tensors = {f"weights/{name}": np.ascontiguousarray(value) for name, value in weights.items()}
+    sha = content_hash(architecture, config, tensors)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "config": config,
+        "card": card,
+        "content_sha256": sha,
+    }
+    Path(path).write_bytes(st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
+    return sha
+
+
+def load_weights_file(path: str | Path) -> WeightsFile:
+    """Read and verify a tables-free model file; raises ``ModelFileError`` on any problem
+    (missing, not safetensors, other format version, content hash mismatch)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"cannot read model file {path}: {error.strerror}") from error
+    meta = _read_metadata(raw)
+    if meta.get("format_version") not in READABLE_VERSIONS:
+        raise ModelFileError(f"model file {path} has format version {meta.get('format_version')}")
+    try:
+        tensors = st_load(raw)
+        architecture, config = str(meta["architecture"]), dict(meta["config"])
+        expected = str(meta["content_sha256"])
+    except (SafetensorError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"model file {path} is corrupt: {error}") from error
+    actual = content_hash(architecture, config, tensors)
+    if actual != expected:
+        raise ModelFileError(
+            f"model file {path} fails its content hash (expected {expected[:16]}, "
+            f"got {actual[:16]}): it was modified or damaged"
+        )
+    weights = {
+        name.removeprefix("weights/"): value
+        for name, value in tensors.items()
+        if name.startswith("weights/")
+    }
+    return WeightsFile(architecture, config, weights, dict(meta.get("card", {})), actual)

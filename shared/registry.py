@@ -46,6 +46,15 @@ ZOO: dict[str, tuple[str, str]] = {
 
 DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and real time
 
+#: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
+#: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).
+AUXILIARY: dict[str, tuple[str, str]] = {
+    "inpaint": (
+        "inpaint.safetensors",
+        "1760e5509e89633aded8c22c3df25b4eab4115436e1b1ad5465163283b183284",  # pin:inpaint
+    ),
+}
+
 
 def build_model(architecture: str, config: dict | None = None) -> nn.Module:
     """A freshly initialised model of ``architecture`` with ``config`` (defaults if None)."""
@@ -60,5 +69,13 @@ def resolve_model_path(name_or_path: str) -> tuple[Path, str | None]:
     """The file of a zoo model name and its pinned hash, or ``(Path(name_or_path), None)``."""
     if name_or_path in ZOO:
         filename, pinned = ZOO[name_or_path]
+        return ZOO_DIR / filename, pinned
+    return Path(name_or_path), None
+
+
+def resolve_auxiliary_path(name_or_path: str) -> tuple[Path, str | None]:
+    """Like ``resolve_model_path`` for ``AUXILIARY`` names (e.g. ``inpaint``)."""
+    if name_or_path in AUXILIARY:
+        filename, pinned = AUXILIARY[name_or_path]
         return ZOO_DIR / filename, pinned
     return Path(name_or_path), None

@@ -1,5 +1,5 @@
-"""``python -m training train|export ...``: a thin argparse shell over ``training.train`` and
-``training.export``."""
+"""``python -m training train|export|inpaint|inpaint-export ...``: a thin argparse shell over
+``training.train``, ``training.export`` and ``training.inpaint``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 from shared.cli import ArgumentParser
 
+from .inpaint import InpaintTrainConfig
 from .train import TrainConfig
 
 
@@ -33,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     export_parser.add_argument(
         "--half-weights", action="store_true", help="store transform weights as float16"
     )
+    inpaint_parser = commands.add_parser("inpaint", help="train or resume the inpainting net")
+    _add_dataclass_args(inpaint_parser, InpaintTrainConfig)
+    inpaint_export = commands.add_parser(
+        "inpaint-export", help="write an inpainting checkpoint as a model file"
+    )
+    inpaint_export.add_argument("--checkpoint", required=True)
+    inpaint_export.add_argument("--out", required=True, help="model file (.safetensors)")
+    inpaint_export.add_argument("--card", default=None, help="JSON file with provenance")
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
             values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
             train(TrainConfig(**values))
+        elif args.command == "inpaint":
+            from .inpaint import train_inpaint
+
+            names = [f.name for f in dataclasses.fields(InpaintTrainConfig)]
+            train_inpaint(InpaintTrainConfig(**{name: getattr(args, name) for name in names}))
+        elif args.command == "inpaint-export":
+            from .inpaint import export_inpaint
+
+            sha = export_inpaint(args.checkpoint, args.out, args.card)
+            print(f"wrote {args.out} (content sha256 {sha})")
         else:
             from .export import export
 

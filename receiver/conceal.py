@@ -1,0 +1,94 @@
+"""Concealment of the pixel bands of damaged slices: inpainting, copy-previous or gray.
+
+A damaged slice's band holds, after decoding, the synthesis of a latent prediction (the
+previous frame's latents) or of zeros. ``Concealer`` replaces it:
+
+- ``inpaint``: the inpainting network (``shared.models.inpaint``) fills the band from the
+  rows around it in this frame and from the previous picture; only the damaged bands and
+  ``CONTEXT_ROWS`` rows either side are run through it;
+- ``copy``: the previous picture's pixels (what the receiver did before);
+- ``gray``: mid-gray, a baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.modelfile import ModelFileError
+
+METHODS = ("inpaint", "copy", "gray")
+CONTEXT_ROWS = 96  # rows above and below the damaged bands that the network sees
+
+
+def damaged_mask(
+    height: int, width: int, damaged: list[int], slice_rows: int, stride: int
+) -> np.ndarray:
+    """``(H, W)`` bool: True on the pixel rows of the damaged slices."""
+    mask = np.zeros((height, width), dtype=bool)
+    for index in damaged:
+        top = index * slice_rows * stride if slice_rows else 0
+        bottom = (index + 1) * slice_rows * stride if slice_rows else height
+        mask[top:bottom] = True
+    return mask
+
+
+class Concealer:
+    """Fills damaged bands with ``method`` (one of ``METHODS``)."""
+
+    def __init__(self, method: str = "copy", inpainter=None) -> None:
+        if method not in METHODS:
+            raise ValueError(f"concealment must be one of {METHODS}, not {method!r}")
+        if method == "inpaint" and inpainter is None:
+            raise ValueError("inpainting concealment needs an inpainting model")
+        self.method = method
+        self.inpainter = inpainter
+        self.bands = 0  # damaged bands filled so far
+
+    @classmethod
+    def create(cls, method: str, model: str = "inpaint", log=print) -> Concealer:
+        """``method``; ``inpaint`` falls back to ``copy`` (with one line through ``log``)
+        when the inpainting model cannot be loaded."""
+        if method != "inpaint":
+            return cls(method)
+        from shared.models.inpaint import Inpainter
+
+        try:
+            return cls("inpaint", Inpainter.load(model))
+        except ModelFileError as error:
+            log(f"receiver: no inpainting model ({error}); concealing with copy-previous")
+            return cls("copy")
+
+    def __call__(
+        self,
+        rgb: np.ndarray,
+        previous: np.ndarray | None,
+        damaged: list[int],
+        slice_rows: int,
+        stride: int,
+    ) -> np.ndarray:
+        """``rgb`` with the bands of ``damaged`` slices filled; ``previous`` is the last
+        picture shown (``None`` or of another size: copy leaves the bands as decoded)."""
+        if not damaged:
+            return rgb
+        if previous is not None and previous.shape != rgb.shape:
+            previous = None
+        height, width = rgb.shape[:2]
+        mask = damaged_mask(height, width, damaged, slice_rows, stride)
+        self.bands += len(damaged)
+        if self.method == "gray":
+            out = rgb.copy()
+            out[mask] = 128
+            return out
+        if self.method == "copy":
+            if previous is None:
+                return rgb
+            out = rgb.copy()
+            out[mask] = previous[mask]
+            return out
+        rows = np.flatnonzero(mask[:, 0])
+        top = max(0, int(rows[0]) - CONTEXT_ROWS)
+        bottom = min(height, int(rows[-1]) + 1 + CONTEXT_ROWS)
+        part = None if previous is None else previous[top:bottom]
+        out = rgb.copy()
+        out[top:bottom] = self.inpainter(rgb[top:bottom], mask[top:bottom], part)
+        return out

@@ -1,0 +1,71 @@
+"""The concealment benchmark measures every method on the lost bands of a real stream."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.conceal import run_conceal
+from shared.modelfile import save_weights_file
+from shared.models.inpaint import InpaintNet
+from tests.conftest import natural_like_image
+
+
+@pytest.fixture
+def clip_folder(tmp_path):
+    """A 6-frame 128x96 clip: a slow pan over a textured scene."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    scene = natural_like_image(96, 160, seed=5)
+    writer = cv2.VideoWriter(
+        str(folder / "pan.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 25, (128, 96)
+    )
+    for i in range(6):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return folder
+
+
+def test_tiny_run(clip_folder, tmp_path):
+    net = InpaintNet()  # untrained: starts as copy-previous
+    weights = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    model = tmp_path / "inpaint.safetensors"
+    save_weights_file(model, "inpaint", net.config.to_dict(), weights, {})
+    out = tmp_path / "out"
+    result = run_conceal(str(clip_folder), str(out), "realtime", 6, 4, str(model), ("*.avi",), 4)
+    entry = result["clips"]["pan.avi"]
+    assert entry["frames"] == 6 and entry["bands"] == 5  # one lost slice per frame after the first
+    original = entry["psnr_vs_original"]
+    assert original["inpaint"] == pytest.approx(original["copy"])  # untrained = copy
+    assert original["gray"] < original["copy"] <= original["no_loss"] + 0.5
+    assert entry["psnr_vs_reconstruction"]["gray"] < entry["psnr_vs_reconstruction"]["copy"]
+    saved = json.loads((out / "conceal.json").read_text())
+    assert saved["clips"]["pan.avi"] == entry and "mean_psnr_vs_original" in saved
+    picture = cv2.imread(str(out / "conceal.png"))
+    assert picture.shape[1] == 4 * 128
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    args = ["conceal", "--videos", str(tmp_path / "none"), "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert "no folder" in capsys.readouterr().err
+    args = ["conceal", "--videos", str(tmp_path), "--out", str(tmp_path), "--clips", "*.avi"]
+    assert main(args) == 2
+
+
+def test_inpaint_example(tmp_path):
+    from benchmarks.inpaint_example import run_example
+
+    net = InpaintNet()  # untrained: the smooth fill
+    weights = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    model = tmp_path / "inpaint.safetensors"
+    save_weights_file(model, "inpaint", net.config.to_dict(), weights, {})
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), natural_like_image(120, 160))
+    result = run_example(str(image), str(tmp_path / "out"), "Hello|world", str(model))
+    assert result["hole_pixels"] > 500
+    assert result["hole_psnr_db"]["inpaint"] > result["hole_psnr_db"]["gray"]
+    panel = cv2.imread(str(tmp_path / "out" / "inpaint_example.png"))
+    assert panel.shape == (120, 480, 3)

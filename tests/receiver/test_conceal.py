@@ -1,0 +1,167 @@
+"""Concealment of damaged slices: the methods, the fallback, and streams with dropped slices
+(simulated at the receiver in process, and at a real sender in a separate process)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from receiver.app import Receiver
+from receiver.conceal import Concealer, damaged_mask
+from receiver.stats import StreamStats
+from sender.publisher import break_slice_crcs
+from shared import wire
+from shared.codec import ImageCodec
+from shared.modelfile import save_weights_file
+from shared.models.inpaint import Inpainter, InpaintNet
+from shared.video import VideoEncoder, VideoSettings
+from tests.conftest import natural_like_image
+from tests.test_end_to_end import free_port, start, wait_until_listening
+
+
+@pytest.fixture(scope="module")
+def inpaint_model_path(tmp_path_factory):
+    net = InpaintNet()  # untrained: it starts as copy-previous, enough to exercise the path
+    weights = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    path = tmp_path_factory.mktemp("inpaint") / "inpaint.safetensors"
+    save_weights_file(path, "inpaint", net.config.to_dict(), weights, {"test": True})
+    return path
+
+
+def test_methods_fill_only_the_damaged_bands(inpaint_model_path):
+    rgb, previous = natural_like_image(96, 64, seed=1), natural_like_image(96, 64, seed=2)
+    mask = damaged_mask(96, 64, [1], slice_rows=2, stride=16)
+    assert mask[32:64].all() and not mask[:32].any() and not mask[64:].any()
+    gray = Concealer("gray")(rgb, previous, [1], 2, 16)
+    copy = Concealer("copy")(rgb, previous, [1], 2, 16)
+    inpaint = Concealer("inpaint", Inpainter.load(str(inpaint_model_path)))
+    filled = inpaint(rgb, previous, [1], 2, 16)
+    for out in (gray, copy, filled):
+        assert np.array_equal(out[~mask], rgb[~mask])
+    assert (gray[mask] == 128).all()
+    assert np.array_equal(copy[mask], previous[mask])
+    assert np.array_equal(filled, copy)  # the untrained network copies the previous frame
+    assert inpaint.bands == 1
+    # No previous picture: copy leaves the decoded band, inpainting fills from context.
+    assert np.array_equal(Concealer("copy")(rgb, None, [1], 2, 16), rgb)
+    assert inpaint(rgb, None, [1], 2, 16).shape == rgb.shape
+
+
+def test_inpaint_falls_back_to_copy_without_a_model(tmp_path):
+    logs = []
+    concealer = Concealer.create("inpaint", str(tmp_path / "none.safetensors"), logs.append)
+    assert concealer.method == "copy" and "copy-previous" in logs[0]
+    with pytest.raises(ValueError):
+        Concealer("blur")
+
+
+def stream(codec, count, drop=None):
+    """Wire messages of a 128x96 stream of predicted frames, 2 slices each; ``drop`` breaks
+    the CRC of slice 1 on frames ``drop``."""
+    encoder = VideoEncoder(codec, VideoSettings(slice_rows=4))
+    scene = natural_like_image(96, 160, seed=5)
+    messages = []
+    for seq in range(count):
+        coded = encoder.encode(np.ascontiguousarray(scene[:, seq : seq + 128]), 0)
+        fields = (coded.width, coded.height, codec.model_hash, 0, coded.payload)
+        message = wire.FrameMessage("s", seq, 0, *fields, coded.kind, 4, coded.slice_bytes)
+        parts = wire.encode_frame(message)
+        if drop and seq in drop:
+            parts[1] = break_slice_crcs(parts[1], [1])
+        messages.append(parts)
+    return messages
+
+
+def test_receiver_conceals_dropped_slices_and_asks_for_a_key_frame(
+    tiny_model_path, inpaint_model_path
+):
+    codec = ImageCodec.load(str(tiny_model_path))
+    requests = []
+    receiver = Receiver(
+        codec, StreamStats(), log=print, request_key_frame=lambda: requests.append(1)
+    )
+    receiver.concealer = Concealer("inpaint", Inpainter.load(str(inpaint_model_path)))
+    for parts in stream(codec, 6, drop={2, 4}):
+        receiver.handle(parts, len(parts[1]), 0.0)
+    records = receiver.stats.records
+    assert [r.seq for r in records] == list(range(6))  # every frame shown
+    assert [r.damaged_slices for r in records] == [0, 0, 1, 0, 1, 0]
+    assert receiver.concealer.bands == 2 and requests
+
+
+def test_receiver_side_drops(tiny_model_path):
+    codec = ImageCodec.load(str(tiny_model_path))
+    receiver = Receiver(codec, StreamStats(), log=print)
+    receiver.drop_slices = 0.3
+    receiver.drop_rng = np.random.default_rng(1)
+    for parts in stream(codec, 12):
+        receiver.handle(parts, len(parts[1]), 0.0)
+    damaged = sum(r.damaged_slices for r in receiver.stats.records)
+    assert damaged > 0 and receiver.concealer.bands == damaged
+
+
+def test_sender_drop_slices_reach_a_real_receiver(
+    tmp_path, tiny_model_path, inpaint_model_path, subprocess_env
+):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    model = ["--model", str(tiny_model_path), "--threads", "1", "--quiet"]
+    receiver = start(
+        "receiver",
+        [
+            "--connect",
+            address,
+            *model,
+            "--idle-timeout",
+            "30",
+            "--out",
+            str(tmp_path / "rx"),
+            "--conceal",
+            "inpaint",
+            "--inpaint-model",
+            str(inpaint_model_path),
+        ],
+        subprocess_env,
+    )
+    line = wait_until_listening(receiver)
+    assert "concealment inpaint" in line
+    sender = start(
+        "sender",
+        [
+            "--bind",
+            address,
+            "--source",
+            "sample",
+            "--size",
+            "176x144",
+            "--fps",
+            "20",
+            "--duration",
+            "4",
+            "--slice-rows",
+            "4",
+            "--drop-slices",
+            "0.2",
+            "--stats-json",
+            str(tmp_path / "tx.json"),
+            *model,
+        ],
+        subprocess_env,
+    )
+    for process in (sender, receiver):
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+    sent = json.loads((tmp_path / "tx.json").read_text())
+    summary = json.loads((tmp_path / "rx" / "summary.json").read_text())
+    assert sent["dropped_slices"] > 0
+    assert summary["frames"] > 20 and summary["damaged_slices"] > 0
+    assert summary["concealment"] == "inpaint" and summary["concealed_bands"] > 0
+    assert sent["keyframe_requests"] > 0  # out of sync after a damaged slice: key frame
+
+
+def test_cli_rejects_a_bad_probability(capsys):
+    from receiver.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--drop-slices", "1.5"])
+    assert stop.value.code == 2
+    assert "probability" in capsys.readouterr().err
