@@ -1,4 +1,5 @@
-"""``python -m benchmarks rd --images DIR --out OUT``; ``python -m benchmarks speed --out OUT``."""
+"""``python -m benchmarks rd --images DIR --out OUT``; ``python -m benchmarks speed --out OUT``;
+``python -m benchmarks denoise --images DIR --out OUT``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 
 from shared.cli import ArgumentParser
 from shared.codec import PRECISIONS
-from shared.registry import DEFAULT_MODEL
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
     speed.add_argument("--precision", choices=PRECISIONS, default="auto")
     speed.add_argument("--frames", type=int, default=60, help="frames per size")
+    denoise = commands.add_parser(
+        "denoise", help="noisy images: regular codec vs denoising codec vs NLM + JPEG"
+    )
+    denoise.add_argument("--images", required=True, help="folder of clean PNG images")
+    denoise.add_argument("--out", required=True, help="output folder")
+    denoise.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1])
+    denoise.add_argument("--regular", default=DEFAULT_MODEL, help="(a): zoo name or model file")
+    denoise.add_argument("--denoise-model", default=DENOISE_MODEL, help="(b): zoo name or file")
+    denoise.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    denoise.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    denoise.add_argument(
+        "--tune-nlm-on",
+        default=None,
+        help="first choose NLM's strength per sigma on this folder (training images, never "
+        "the evaluation images)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "speed":
@@ -40,6 +57,22 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
+        if args.command == "denoise":
+            from .denoise import run_denoise, tune_nlm, tuning_images
+
+            factors = None
+            if args.tune_nlm_on:
+                factors = tune_nlm(tuning_images(args.tune_nlm_on), args.sigmas)
+            run_denoise(
+                args.images,
+                args.out,
+                args.sigmas,
+                args.regular,
+                args.denoise_model,
+                args.limit,
+                factors,
+            )
+            return 0
         from .rd import run_rd
 
         run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)
