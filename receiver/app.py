@@ -20,7 +20,8 @@ from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
 from shared.feedback import FeedbackClient, feedback_address
 from shared.metrics import psnr
-from shared.registry import DEFAULT_MODEL
+from shared.modelfile import ModelFileError
+from shared.registry import DEFAULT_MODEL, zoo_name_for_hash
 from shared.security import ClientSecurity
 
 from .display import FrameSink, plot_run
@@ -80,6 +81,7 @@ class Receiver:
         self.sink: FrameSink | None = None
         self.overlay_lines: list[str] = ["waiting for statistics"]
         self.last_shown: np.ndarray | None = None
+        self.codecs: dict[str, ImageCodec] = {codec.model_hash: codec}  # loaded, by hash
 
     def _conceal(self) -> None:
         """A frame that arrived damaged is dropped; the viewer and the recording get the
@@ -113,8 +115,26 @@ class Receiver:
         else:
             self.stats.skip(message.seq)
 
+    def _switch_model(self, model_hash: str) -> bool:
+        """Decode with the model ``model_hash`` names from now on, when it is this receiver's
+        own model or a zoo model's pinned hash (e.g. a sender's ``--denoise``); zoo models
+        are loaded once, on the same device and precision."""
+        if model_hash not in self.codecs:
+            name = zoo_name_for_hash(model_hash)
+            if name is None:
+                return False
+            own = self.codec
+            try:
+                self.codecs[model_hash] = ImageCodec.load(name, str(own.device), own.precision)
+            except ModelFileError as error:
+                self._warn_once("zoo:" + name, f"cannot load zoo model {name!r}: {error}")
+                return False
+            self.log(f"receiver: the stream is coded with zoo model {name!r}; switched to it")
+        self.codec = self.codecs[model_hash]
+        return True
+
     def _on_frame(self, message: wire.FrameMessage, size: int, arrival_s: float) -> None:
-        if message.model != self.codec.model_hash:
+        if message.model != self.codec.model_hash and not self._switch_model(message.model):
             self.stats.reject("model_mismatch")
             self._warn_once(
                 "model:" + message.model,
@@ -315,7 +335,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 sink.close()
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
-    summary |= {"model_hash": codec.model_hash, "connect": config.connect}
+    summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
     print(
         format_line("receiver summary:", summary)
         + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"

@@ -16,7 +16,7 @@ from shared.codec import ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
-from shared.registry import DEFAULT_MODEL
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 from shared.security import ServerSecurity
 
 from .publisher import FramePublisher
@@ -28,7 +28,8 @@ from .sources import open_source
 class SenderConfig:
     source: str = "sample"
     bind: str = "tcp://*:5555"
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # zoo name or model file; None = DEFAULT_MODEL
+    denoise: bool = False  # shorthand for the DENOISE_MODEL (noisy frames coded as clean)
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
     feedback: str = "auto"  # receivers' reports: "auto" (data port + 1), "off", or an address
@@ -57,13 +58,25 @@ def last_items(values: deque, count: int) -> list:
     return list(itertools.islice(reversed(values), count))
 
 
+def model_name(config: SenderConfig) -> str:
+    """The model to load: ``--denoise`` means the denoising zoo model, and only that one."""
+    if not config.denoise:
+        return config.model or DEFAULT_MODEL
+    if config.model not in (None, DENOISE_MODEL):
+        raise ValueError(
+            f"--denoise selects the {DENOISE_MODEL!r} zoo model; drop --model {config.model}"
+        )
+    return DENOISE_MODEL
+
+
 def run_sender(config: SenderConfig) -> dict:
     """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
 
     Returns the summary (also written to ``stats_json`` when set).
     """
+    name = model_name(config)
     configure_threads(config.threads)
-    codec = ImageCodec.load(config.model, config.device, config.precision)
+    codec = ImageCodec.load(name, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
     source = open_source(config.source, loop=config.loop, size=config.size)
@@ -82,7 +95,7 @@ def run_sender(config: SenderConfig) -> dict:
     if config.rate_kbps is not None:
         rate = RateController(config.rate_kbps, fps or 30.0, codec.levels)
     print(
-        f"sender: {source.description} -> {config.bind}, model {config.model} "
+        f"sender: {source.description} -> {config.bind}, model {name} "
         f"({codec.model_hash}) level {level} on {codec.device}"
         + (f", paced at {fps:.1f} fps" if fps else ""),
         flush=True,
