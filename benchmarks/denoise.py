@@ -15,6 +15,10 @@ JPEG files for (c). PSNR is over RGB against the clean image. (b) is compared wi
 (c) by BD-PSNR and by the PSNR difference at each of (b)'s rates: the other curve is
 interpolated in log-rate; below its lowest rate, its lowest-rate point (which spends more
 bits than (b)) stands in; above its highest rate there is no comparison.
+
+Both of our codecs also code the clean images once: the regular codec's clean curve bounds
+what any denoising codec with its transforms could reach, and the denoising codec's shows
+what it costs on frames without noise.
 """
 
 from __future__ import annotations
@@ -126,8 +130,9 @@ def psnr_at(points: list[dict], bpp: float) -> float | None:
     return float(np.interp(np.log(bpp), rates, [p["psnr"] for p in ordered]))
 
 
-def compare(curves: dict[str, list[dict]]) -> dict:
-    """(b) against (a) and (c): per (b) level and by BD-PSNR, with the issue's targets."""
+def compare(curves: dict[str, list[dict]], clean_regular: list[dict] | None = None) -> dict:
+    """(b) against (a) and (c): per (b) level and by BD-PSNR, with the issue's targets; with
+    ``clean_regular``, also the regular codec's PSNR on the clean images at (b)'s rates."""
     ours, regular, classic = curves["denoise"], curves["regular"], curves["nlm+jpeg"]
     matched = []
     for point in ours:
@@ -136,6 +141,8 @@ def compare(curves: dict[str, list[dict]]) -> dict:
             at = psnr_at(other, point["bpp"])
             row[name] = at
             row[f"gain_vs_{name}"] = None if at is None else point["psnr"] - at
+        if clean_regular is not None:
+            row["regular_on_clean"] = psnr_at(clean_regular, point["bpp"])
         matched.append(row)
 
     def bd(other: list[dict]) -> float | None:
@@ -188,8 +195,14 @@ def run_denoise(
             "nlm+jpeg": "cv2.fastNlMeansDenoisingColored (h = hColor = factor * 255 * sigma, "
             f"template {NLM_TEMPLATE}, search {NLM_SEARCH}) then OpenCV JPEG 4:2:0",
         },
+        "clean": {
+            name: curve(clean, clean, _ours(codec), range(codec.levels))
+            for name, codec in codecs.items()
+        },
         "sigmas": {},
     }
+    for name, points in report["clean"].items():
+        print(f"{name} on clean images: " + "  ".join(_point(p) for p in points), flush=True)
     for sigma in sigmas:
         noisy = [add_noise(image, sigma, [SEED, i]) for i, image in enumerate(clean)]
         factor = (nlm_factors or {}).get(sigma, NLM_H_FACTOR)
@@ -211,11 +224,15 @@ def run_denoise(
                 "ms_per_image": nlm_ms,
             },
             "curves": curves,
-        } | compare(curves)
+        } | compare(curves, report["clean"]["regular"])
         print_sigma(sigma, report["sigmas"][str(sigma)])
     (out / "denoise.json").write_text(json.dumps(report, indent=2))
     plot_denoise(report, out / "denoise.png")
     return report
+
+
+def _point(point: dict) -> str:
+    return f"{point['bpp']:.3f}/{point['psnr']:.2f}"
 
 
 def _db(value: float | None, signed: bool = False) -> str:
@@ -232,15 +249,16 @@ def print_sigma(sigma: float, entry: dict) -> None:
         flush=True,
     )
     for name, points in entry["curves"].items():
-        print(f"  {name}: " + "  ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in points))
+        print(f"  {name}: " + "  ".join(_point(p) for p in points))
     print(
-        f"  {'level':>5} {'bpp':>7} {'(b)':>7} {'(a)@bpp':>8} {'(c)@bpp':>8} {'b-a':>7} {'b-c':>7}"
+        f"  {'level':>5} {'bpp':>7} {'(b)':>7} {'(a)@bpp':>8} {'(c)@bpp':>8} {'b-a':>7} "
+        f"{'b-c':>7} {'(a) clean@bpp':>14}"
     )
     for r in entry["matched"]:
         print(
             f"  {r['level']:>5} {r['bpp']:>7.3f} {r['denoise']:>7.2f} {_db(r['regular']):>8} "
             f"{_db(r['nlm+jpeg']):>8} {_db(r['gain_vs_regular'], True):>7} "
-            f"{_db(r['gain_vs_nlm+jpeg'], True):>7}"
+            f"{_db(r['gain_vs_nlm+jpeg'], True):>7} {_db(r.get('regular_on_clean')):>14}"
         )
     print(
         f"  BD-PSNR (b) vs (a) {_db(entry['bd_psnr_vs_regular'], True)} dB, "
@@ -272,6 +290,16 @@ def plot_denoise(report: dict, path: Path) -> None:
                 "o-",
                 ms=3,
                 label=labels[name],
+            )
+        clean = report.get("clean", {}).get("regular")
+        if clean:
+            ax.plot(
+                [p["bpp"] for p in clean],
+                [p["psnr"] for p in clean],
+                "--",
+                color="C0",
+                lw=1,
+                label="(a)'s codec on the clean image (reference)",
             )
         ax.axhline(entry["noisy_psnr"], color="gray", ls=":", lw=1, label="noisy input")
         ax.axhline(entry["nlm"]["psnr"], color="gray", ls="--", lw=1, label="NLM alone (no coding)")

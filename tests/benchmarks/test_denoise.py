@@ -35,6 +35,7 @@ def test_denoise_benchmark_outputs_and_real_bits(tmp_path, folder, tiny_model_pa
     assert (out / "denoise.png").stat().st_size > 0
     report = json.loads((out / "denoise.json").read_text())
     assert report["count"] == 2 and set(report["sigmas"]) == {"0.05", "0.1"}
+    assert [len(report["clean"][name]) for name in ("regular", "denoise")] == [3, 3]
 
     clean = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
     codec = ImageCodec.load(str(other))
@@ -65,6 +66,7 @@ def test_denoise_benchmark_outputs_and_real_bits(tmp_path, folder, tiny_model_pa
         assert point["bpp"] == pytest.approx(np.mean(bits))
         assert point["psnr"] == pytest.approx(np.mean(quality))
         assert len(entry["matched"]) == 3
+        assert all(row["regular_on_clean"] is not None for row in entry["matched"][:1])
         assert isinstance(entry["target_vs_regular_met"], bool)
 
 
