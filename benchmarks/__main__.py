@@ -1,5 +1,5 @@
-"""``python -m benchmarks rd|speed|video|rate|roi|stream|conceal|inpaint-example ...``: thin
-argparse shell over the benchmarks (``stream --link-kbps M`` needs root for the link)."""
+"""``python -m benchmarks rd|speed|video|rate|roi|stream|conceal|inpaint-example|denoise ...``:
+thin argparse shell over the benchmarks (``stream --link-kbps M`` needs root for the link)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from sender.__main__ import parse_size
 from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
-from shared.registry import DEFAULT_MODEL
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 
 from .stream import DEFAULT_QUEUE_MS
 
@@ -178,6 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     example.add_argument("--out", required=True, help="output folder")
     example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
     example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
+    denoise = commands.add_parser(
+        "denoise", help="noisy images: regular codec vs denoising codec vs NLM + JPEG"
+    )
+    denoise.add_argument("--images", required=True, help="folder of clean PNG images")
+    denoise.add_argument("--out", required=True, help="output folder")
+    denoise.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1])
+    denoise.add_argument(
+        "--regular", default="fast", help="(a): the model the denoiser was fine-tuned from"
+    )
+    denoise.add_argument("--denoise-model", default=DENOISE_MODEL, help="(b): zoo name or file")
+    denoise.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    denoise.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    denoise.add_argument(
+        "--tune-nlm-on",
+        default=None,
+        help="first choose NLM's strength per sigma on this folder (training images, never "
+        "the evaluation images)",
+    )
     args = parser.parse_args(argv)
     if args.command == "stream":
         problem = stream_argument_problem(args)
@@ -275,6 +293,22 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
+        if args.command == "denoise":
+            from .denoise import run_denoise, tune_nlm, tuning_images
+
+            factors = None
+            if args.tune_nlm_on:
+                factors = tune_nlm(tuning_images(args.tune_nlm_on), args.sigmas)
+            run_denoise(
+                args.images,
+                args.out,
+                args.sigmas,
+                args.regular,
+                args.denoise_model,
+                args.limit,
+                factors,
+            )
+            return 0
         from .rd import run_rd
 
         run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)

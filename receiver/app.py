@@ -20,7 +20,8 @@ from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
 from shared.feedback import FeedbackClient, feedback_address
 from shared.metrics import psnr
-from shared.registry import DEFAULT_MODEL
+from shared.modelfile import ModelFileError
+from shared.registry import DEFAULT_MODEL, zoo_name_for_hash
 from shared.security import ClientSecurity
 from shared.video import MissingReference, VideoDecoder
 
@@ -104,6 +105,7 @@ class Receiver:
         self.concealer = Concealer("copy")  # run_receiver sets the configured one
         self.drop_slices = 0.0  # simulated loss: probability that a slice counts as missing
         self.drop_rng = np.random.default_rng()
+        self.codecs: dict[str, ImageCodec] = {codec.model_hash: codec}  # loaded, by hash
 
     def _conceal(self) -> None:
         """A frame that arrived damaged is dropped; the viewer and the recording get the
@@ -157,10 +159,30 @@ class Receiver:
         else:
             self._on_frame(message, size, arrival_s, show=decode)
 
+    def _switch_model(self, model_hash: str) -> bool:
+        """Decode with the model ``model_hash`` names from now on, when it is this receiver's
+        own model or a zoo model's pinned hash (e.g. a sender's ``--denoise``); zoo models
+        are loaded once, on the same device and precision."""
+        if model_hash not in self.codecs:
+            name = zoo_name_for_hash(model_hash)
+            if name is None:
+                return False
+            own = self.codec
+            try:
+                self.codecs[model_hash] = ImageCodec.load(name, str(own.device), own.precision)
+            except ModelFileError as error:
+                self._warn_once("zoo:" + name, f"cannot load zoo model {name!r}: {error}")
+                return False
+            self.log(f"receiver: the stream is coded with zoo model {name!r}; switched to it")
+        if self.codec is not self.codecs[model_hash]:
+            self.codec = self.codecs[model_hash]
+            self.decoder = VideoDecoder(self.codec)  # a new stream: it starts at a key frame
+        return True
+
     def _on_frame(
         self, message: wire.FrameMessage, size: int, arrival_s: float, show: bool = True
     ) -> None:
-        if message.model != self.codec.model_hash:
+        if message.model != self.codec.model_hash and not self._switch_model(message.model):
             self.stats.reject("model_mismatch")
             self._warn_once(
                 "model:" + message.model,
@@ -422,7 +444,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 sink.close()
     end = time.monotonic()
     summary = stats.total(end - (first_frame_s or end))
-    summary |= {"model_hash": codec.model_hash, "connect": config.connect}
+    summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
     summary |= {
         "concealment": receiver.concealer.method,
         "concealed_bands": receiver.concealer.bands,

@@ -9,7 +9,7 @@ import sys
 from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
-from shared.registry import DEFAULT_MODEL, ZOO
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, ZOO
 from shared.roi import ROI_MODES, RoiSettings
 from shared.video import VideoSettings
 
@@ -38,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="tcp://*:5555", help="ZeroMQ address to publish on")
     p.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        help=f"zoo model ({', '.join(ZOO)}) or model file path",
+        default=None,
+        help=f"zoo model ({', '.join(ZOO)}) or model file path (default {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--denoise",
+        action="store_true",
+        help=f"clean noisy frames while coding them: the {DENOISE_MODEL!r} zoo model",
     )
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
     p.add_argument(

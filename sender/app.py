@@ -16,7 +16,7 @@ from shared.codec import ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.metrics import bits_per_pixel
-from shared.registry import DEFAULT_MODEL
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 from shared.roi import FaceRoi, RoiSettings
 from shared.security import ServerSecurity
 from shared.video import KEY, VideoSettings
@@ -30,7 +30,8 @@ from .sources import open_source
 class SenderConfig:
     source: str = "sample"
     bind: str = "tcp://*:5555"
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # zoo name or model file; None = DEFAULT_MODEL
+    denoise: bool = False  # shorthand for the DENOISE_MODEL (noisy frames coded as clean)
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
     keyframe_interval: int = VideoSettings.keyframe_interval  # 1 = intra only
@@ -77,13 +78,25 @@ def pace(next_due: float, fps: float | None) -> float:
     return max(next_due, time.perf_counter())
 
 
+def model_name(config: SenderConfig) -> str:
+    """The model to load: ``--denoise`` means the denoising zoo model, and only that one."""
+    if not config.denoise:
+        return config.model or DEFAULT_MODEL
+    if config.model not in (None, DENOISE_MODEL):
+        raise ValueError(
+            f"--denoise selects the {DENOISE_MODEL!r} zoo model; drop --model {config.model}"
+        )
+    return DENOISE_MODEL
+
+
 def run_sender(config: SenderConfig) -> dict:
     """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
 
     Returns the summary (also written to ``stats_json`` when set).
     """
+    name = model_name(config)
     configure_threads(config.threads)
-    codec = ImageCodec.load(config.model, config.device, config.precision)
+    codec = ImageCodec.load(name, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
     roi = None
@@ -116,7 +129,7 @@ def run_sender(config: SenderConfig) -> dict:
     elif feedback is not None and config.quality is None:  # adapt to receivers' reports
         rate = RateController.adaptive(fps or 30.0, codec.levels, level, time.perf_counter)
     print(
-        f"sender: {source.description} -> {config.bind}, model {config.model} "
+        f"sender: {source.description} -> {config.bind}, model {name} "
         f"({codec.model_hash}) level {level} on {codec.device}"
         + (f", paced at {fps:.1f} fps" if fps else ""),
         flush=True,

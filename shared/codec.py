@@ -149,6 +149,7 @@ class ImageCodec:
         # channels_last is oneDNN's fast layout for these convolutions (measured 1.2-3x);
         # NCHW stays selectable (the exactness tests run both).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.precision = precision
         self.dtype = select_precision(precision, self.device)
         try:
             model = build_model(model_file.architecture, model_file.config)

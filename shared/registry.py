@@ -42,9 +42,15 @@ ZOO: dict[str, tuple[str, str]] = {
         "sparse.safetensors",
         "689c5abedd30a1a62e90603f61a8343d50d4b0dca3e8cb5b609d47851589e7d3",  # pin:sparse
     ),
+    "denoise": (
+        "denoise.safetensors",
+        "6d446ad90e29a0a9bbca87bcf057c326b3225da804d32a8537b3b6457bf3eae8",  # pin:denoise
+    ),
 }
 
 DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and real time
+#: The zoo model the sender's ``--denoise`` selects: it codes noisy frames as clean ones.
+DENOISE_MODEL = "denoise"
 
 #: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
 #: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).
@@ -79,3 +85,11 @@ def resolve_auxiliary_path(name_or_path: str) -> tuple[Path, str | None]:
         filename, pinned = AUXILIARY[name_or_path]
         return ZOO_DIR / filename, pinned
     return Path(name_or_path), None
+
+
+def zoo_name_for_hash(short_hash: str) -> str | None:
+    """The zoo model whose pinned content hash starts with ``short_hash`` (the 16 hex digits
+    a wire message carries), or ``None``."""
+    if len(short_hash) != 16:
+        return None
+    return next((name for name, (_, pin) in ZOO.items() if pin[:16] == short_hash), None)

@@ -3,6 +3,10 @@
 Loss per step, for a quality level ``k`` drawn at random:
 ``bits_per_pixel + lambdas[k] * 255**2 * MSE`` with the image in ``[0, 1]``.
 
+Denoising (``noise_sigma > 0``): the model's input is the crop plus Gaussian noise (and,
+with ``input_dropout``, some pixels zeroed), while the MSE is against the clean crop, so
+the codec learns to spend no bits on noise (``corrupt``).
+
 Run under ``torchrun --nproc-per-node N`` for data-parallel training with
 ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA); every process draws its own crops
 and rank 0 writes checkpoints, logs and plots.
@@ -50,6 +54,11 @@ class TrainConfig:
     # Start from the weights of this checkpoint (.pt) or model file (.safetensors) wherever
     # names and shapes match (e.g. a hyperprior from a trained factorized model).
     init_from: str = ""
+    # Denoising: Gaussian noise on the input with a per-image sigma drawn uniformly from
+    # [0, noise_sigma] (image range [0, 1]), so one model serves clean to noisy frames; the
+    # distortion is measured against the clean crop.
+    noise_sigma: float = 0.0
+    input_dropout: float = 0.0  # share of input pixels set to 0 (all channels), if any
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -75,20 +84,42 @@ def rd_terms(output: dict, image: torch.Tensor, lam: float) -> dict[str, torch.T
     return {"loss": loss, "bpp": bpp, "mse": mse}
 
 
+def corrupt(
+    image: torch.Tensor, noise_sigma: float, dropout: float = 0.0, generator=None
+) -> torch.Tensor:
+    """The input a denoising model sees for a clean batch ``(B, 3, H, W)`` in ``[0, 1]``:
+    plus Gaussian noise with a sigma per image drawn uniformly from ``[0, noise_sigma]``,
+    clipped to ``[0, 1]``, then with each pixel (all channels) zeroed with probability
+    ``dropout``. Returns ``image`` itself when both are 0."""
+    out = image
+    if noise_sigma > 0:
+        sigma = noise_sigma * torch.rand(image.shape[0], 1, 1, 1, generator=generator)
+        noise = torch.randn(image.shape, generator=generator)
+        out = (out + sigma.to(image.device) * noise.to(image.device)).clamp(0.0, 1.0)
+    if dropout > 0:
+        b, _, h, w = image.shape
+        keep = torch.rand(b, 1, h, w, generator=generator) >= dropout
+        out = out * keep.to(image.device)
+    return out
+
+
 def psnr_from_mse(mse: float) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 @torch.no_grad()
-def validate(model, images: list[torch.Tensor], device: torch.device) -> list[dict]:
-    """Per level: mean estimated bpp (of rounded latents) and mean PSNR in dB."""
+def validate(
+    model, images: list[torch.Tensor], device: torch.device, inputs: list | None = None
+) -> list[dict]:
+    """Per level: mean estimated bpp (of rounded latents) and mean PSNR in dB against
+    ``images``, coding ``inputs`` (e.g. noisy versions; default the images themselves)."""
     model.eval()
     results = []
     for level in range(model.config.levels):
         bpp, psnr = [], []
-        for image in images:
+        for image, source in zip(images, inputs or images, strict=True):
             image = image.to(device)
-            x_hat, bits = model.estimated_bits(image, level)
+            x_hat, bits = model.estimated_bits(source.to(device), level)
             bpp.append(bits / (image.shape[2] * image.shape[3]))
             psnr.append(psnr_from_mse(float(torch.mean((x_hat - image) ** 2))))
         results.append({"level": level, "bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)})
@@ -174,6 +205,12 @@ def train(config: TrainConfig) -> Path:
     files, validation_files = split_train_validation(list_images(config.data))
     sampler = CropSampler(files, config.crop, seed=config.seed * 1000 + rank + int(time.time()))
     validation_images = center_crops(validation_files[:8], config.validation_crop)
+    # Denoising runs validate on inputs corrupted once, with a fixed seed.
+    fixed = torch.Generator().manual_seed(1234)
+    validation_inputs = [
+        corrupt(image, config.noise_sigma, config.input_dropout, fixed)
+        for image in validation_images
+    ]
 
     model = build_model(config.architecture, json.loads(config.model_config) or None).to(device)
     if config.init_from and not checkpoint_path.exists():
@@ -214,8 +251,10 @@ def train(config: TrainConfig) -> Path:
         level = random.Random(config.seed * 7919 + step).randrange(levels)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        image = sampler.batch(config.batch).to(device)
-        terms = rd_terms(trained(image, level), image, model.config.lambdas[level])
+        image = sampler.batch(config.batch)
+        inputs = corrupt(image, config.noise_sigma, config.input_dropout).to(device)
+        image = image.to(device)
+        terms = rd_terms(trained(inputs, level), image, model.config.lambdas[level])
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -248,7 +287,7 @@ def train(config: TrainConfig) -> Path:
             save_checkpoint(checkpoint_path, model, optimizer, step, config, time.time() - started)
             plot_curves(log_path, out / "curves.png")
         if step % config.validate_every == 0 or step == config.steps:
-            results = validate(model, validation_images, device)
+            results = validate(model, validation_images, device, validation_inputs)
             with log_path.open("a") as log:
                 log.write(
                     json.dumps({"kind": "validation", "step": step, "levels": results}) + "\n"

@@ -9,11 +9,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from shared.codec import ImageCodec
 from tests.conftest import TINY_CONFIG, natural_like_image
 from training.export import export
-from training.train import TrainConfig, learning_rate, train
+from training.train import TrainConfig, corrupt, learning_rate, train
 
 
 @pytest.fixture
@@ -112,4 +113,62 @@ def test_torchrun_two_cpu_processes(tmp_path, train_folder, subprocess_env):
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert rows[0]["kind"] == "start" and rows[0]["world_size"] == 2
     assert (out / "checkpoint.pt").exists()
+    assert np.isfinite([r["loss"] for r in rows if r["kind"] == "train"]).all()
+
+
+def test_corrupt_adds_clipped_noise_per_image_and_dropout():
+    torch.manual_seed(0)
+    clean = torch.rand(4, 3, 32, 32)
+    assert corrupt(clean, 0.0) is clean
+    noisy = corrupt(clean, 0.12, generator=torch.Generator().manual_seed(1))
+    assert noisy.shape == clean.shape and 0.0 <= noisy.min() and noisy.max() <= 1.0
+    spread = (noisy - clean).flatten(1).std(dim=1)
+    assert (spread > 0).all() and (spread < 0.12).all()
+    assert len(set(spread.round(decimals=3).tolist())) == 4  # one sigma per image
+    dropped = corrupt(clean, 0.0, dropout=0.5, generator=torch.Generator().manual_seed(2))
+    zero = (dropped == 0).all(dim=1)
+    assert 0.4 < zero.float().mean() < 0.6
+    assert torch.equal(dropped[:, :, ~zero[0]][0], clean[:, :, ~zero[0]][0])
+
+
+def test_noise_goes_to_the_input_and_the_loss_sees_the_clean_crop(
+    tmp_path, train_folder, monkeypatch
+):
+    import training.train as training_module
+
+    seen = {"inputs": [], "targets": []}
+    build = training_module.build_model
+
+    def recording_build(*args, **kwargs):
+        model = build(*args, **kwargs)
+        forward = model.forward
+
+        def recording_forward(image, level):
+            seen["inputs"].append(image.detach().clone())
+            return forward(image, level)
+
+        model.forward = recording_forward
+        return model
+
+    rd_terms = training_module.rd_terms
+
+    def recording_rd_terms(output, image, lam):
+        seen["targets"].append(image.detach().clone())
+        return rd_terms(output, image, lam)
+
+    monkeypatch.setattr(training_module, "build_model", recording_build)
+    monkeypatch.setattr(training_module, "rd_terms", recording_rd_terms)
+    config = small_config(train_folder, tmp_path / "noisy", steps=3)
+    config.noise_sigma, config.validate_every = 0.1, 100
+    train(config)
+
+    assert len(seen["inputs"]) == len(seen["targets"]) == 3
+    for inputs, target in zip(seen["inputs"], seen["targets"], strict=True):
+        # Clean crops come from 8-bit images: exact multiples of 1/255; noisy inputs are not.
+        assert torch.allclose(target * 255, torch.round(target * 255), atol=1e-4)
+        assert not torch.allclose(inputs * 255, torch.round(inputs * 255), atol=1e-4)
+        assert 0.0 < (inputs - target).abs().mean() < 0.1
+    log = (tmp_path / "noisy" / "log.jsonl").read_text()
+    rows = [json.loads(line) for line in log.splitlines()]
+    assert rows[0]["config"]["noise_sigma"] == 0.1
     assert np.isfinite([r["loss"] for r in rows if r["kind"] == "train"]).all()

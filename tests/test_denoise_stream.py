@@ -1,0 +1,75 @@
+"""``--denoise`` on the sender and a receiver that follows a stream onto a zoo model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from receiver.app import Receiver
+from receiver.stats import StreamStats
+from sender.app import SenderConfig, model_name
+from shared.codec import ImageCodec
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, ZOO, zoo_name_for_hash
+from tests.conftest import natural_like_image
+from tests.receiver.test_receiver import frame_parts
+from tests.test_end_to_end import run_pair
+
+
+def test_denoise_is_shorthand_for_the_denoise_zoo_model():
+    assert DENOISE_MODEL in ZOO
+    assert model_name(SenderConfig()) == DEFAULT_MODEL
+    assert model_name(SenderConfig(model="realtime")) == "realtime"
+    assert model_name(SenderConfig(denoise=True)) == DENOISE_MODEL
+    assert model_name(SenderConfig(denoise=True, model=DENOISE_MODEL)) == DENOISE_MODEL
+    with pytest.raises(ValueError, match="--denoise selects"):
+        model_name(SenderConfig(denoise=True, model="fast"))
+
+
+def test_zoo_names_by_wire_hash():
+    for name, (_, pin) in ZOO.items():
+        assert zoo_name_for_hash(pin[:16]) == name
+    assert zoo_name_for_hash("f" * 16) is None and zoo_name_for_hash("") is None
+
+
+def test_receiver_switches_to_the_zoo_model_a_frame_names(tiny_model_path):
+    logs = []
+    tiny = ImageCodec.load(str(tiny_model_path))
+    receiver = Receiver(tiny, StreamStats(), log=logs.append)
+    denoise = ImageCodec.load(DENOISE_MODEL)
+    image = natural_like_image(48, 64)
+    for seq in range(2):
+        receiver.handle(frame_parts(denoise, image, seq), 100, 0.0)
+    assert not receiver.stats.rejected and len(receiver.stats.records) == 2
+    assert receiver.codec.model_hash == denoise.model_hash
+    assert sum("switched" in line for line in logs) == 1  # loaded once
+    receiver.handle(frame_parts(tiny, image, 2), 100, 0.0)  # and back, without reloading
+    assert receiver.codec is tiny and len(receiver.stats.records) == 3
+
+
+def test_a_denoise_stream_decodes_at_a_default_receiver(tmp_path, image_folder, subprocess_env):
+    out, sender_out, _, receiver_err = run_pair(
+        tmp_path,
+        subprocess_env,
+        ["--source", str(image_folder), "--denoise", "--fps", "20", "--quality", "2"],
+        [],  # the receiver starts with the default model
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6 and summary["rejected"] == {}
+    assert summary["model_hash"] == ZOO[DENOISE_MODEL][1][:16]
+    assert summary["psnr_db"] > 25
+    assert "model denoise" in sender_out and "switched" in receiver_err
+
+
+def test_denoise_with_another_model_is_a_cli_mistake(subprocess_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "sender", "--denoise", "--model", "realtime"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--denoise selects" in result.stderr and "Traceback" not in result.stderr
