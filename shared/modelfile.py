@@ -92,7 +92,13 @@ def save_model_file(
 ) -> str:
     """Write a model file; returns its ``content_sha256``."""
     tables.validate()
-    tensors = _tensors(weights, tables, extras or {})
+    return _write(path, architecture, config, _tensors(weights, tables, extras or {}), card)
+
+
+def _write(
+    path: str | Path, architecture: str, config: dict, tensors: dict[str, np.ndarray], card: dict
+) -> str:
+    """Write ``tensors`` with the metadata and content hash; returns the hash."""
     sha = content_hash(architecture, config, tensors)
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -119,8 +125,9 @@ def _read_metadata(raw: bytes) -> dict:
         raise ModelFileError("no latentcast metadata in the safetensors header") from error
 
 
-def load_model_file(path: str | Path) -> ModelFile:
-    """Read and verify a model file; raises ``ModelFileError`` on any problem."""
+def _read_verified(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str, dict, str]:
+    """``(metadata, tensors, architecture, config, content_sha256)`` of a model file whose
+    format version and content hash check out; raises ``ModelFileError`` otherwise."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -142,23 +149,34 @@ def load_model_file(path: str | Path) -> ModelFile:
         expected = str(meta["content_sha256"])
     except KeyError as error:
         raise ModelFileError(f"model file {path} lacks {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"model file {path} is corrupt: {error}") from error
     actual = content_hash(architecture, config, tensors)
     if actual != expected:
         raise ModelFileError(
             f"model file {path} fails its content hash (expected {expected[:16]}, "
             f"got {actual[:16]}): it was modified or damaged"
         )
+    return meta, tensors, architecture, config, actual
+
+
+def _weights(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {
+        name.removeprefix("weights/"): value
+        for name, value in tensors.items()
+        if name.startswith("weights/")
+    }
+
+
+def load_model_file(path: str | Path) -> ModelFile:
+    """Read and verify a model file; raises ``ModelFileError`` on any problem."""
+    meta, tensors, architecture, config, actual = _read_verified(path)
     try:
         tables = FrozenTables.from_tensors(tensors, "tables/")
     except KeyError as error:
         raise ModelFileError(f"model file {path} lacks {error}") from error
     except ValueError as error:
         raise ModelFileError(f"model file {path} has invalid tables: {error}") from error
-    weights = {
-        name.removeprefix("weights/"): value
-        for name, value in tensors.items()
-        if name.startswith("weights/")
-    }
     extras = {
         name: value
         for name, value in tensors.items()
@@ -167,7 +185,7 @@ def load_model_file(path: str | Path) -> ModelFile:
     return ModelFile(
         architecture=architecture,
         config=config,
-        weights=weights,
+        weights=_weights(tensors),
         tables=tables,
         card=dict(meta.get("card", {})),
         content_sha256=actual,
@@ -197,44 +215,11 @@ def save_weights_file(
     """Write a tables-free model file (same layout and hash as ``save_model_file``);
     returns its ``content_sha256``."""
     tensors = {f"weights/{name}": np.ascontiguousarray(value) for name, value in weights.items()}
-    sha = content_hash(architecture, config, tensors)
-    metadata = {
-        "format_version": FORMAT_VERSION,
-        "architecture": architecture,
-        "config": config,
-        "card": card,
-        "content_sha256": sha,
-    }
-    Path(path).write_bytes(st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
-    return sha
+    return _write(path, architecture, config, tensors, card)
 
 
 def load_weights_file(path: str | Path) -> WeightsFile:
     """Read and verify a tables-free model file; raises ``ModelFileError`` on any problem
     (missing, not safetensors, other format version, content hash mismatch)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ModelFileError(f"cannot read model file {path}: {error.strerror}") from error
-    meta = _read_metadata(raw)
-    if meta.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(f"model file {path} has format version {meta.get('format_version')}")
-    try:
-        tensors = st_load(raw)
-        architecture, config = str(meta["architecture"]), dict(meta["config"])
-        expected = str(meta["content_sha256"])
-    except (SafetensorError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"model file {path} is corrupt: {error}") from error
-    actual = content_hash(architecture, config, tensors)
-    if actual != expected:
-        raise ModelFileError(
-            f"model file {path} fails its content hash (expected {expected[:16]}, "
-            f"got {actual[:16]}): it was modified or damaged"
-        )
-    weights = {
-        name.removeprefix("weights/"): value
-        for name, value in tensors.items()
-        if name.startswith("weights/")
-    }
-    return WeightsFile(architecture, config, weights, dict(meta.get("card", {})), actual)
+    meta, tensors, architecture, config, actual = _read_verified(path)
+    return WeightsFile(architecture, config, _weights(tensors), dict(meta.get("card", {})), actual)
