@@ -77,21 +77,7 @@ def conceal_clip(
     for seq, rgb in enumerate(frames):
         coded = encoder.encode(rgb, level)
         message = wire.decode(
-            wire.encode_frame(
-                wire.FrameMessage(
-                    "bench",
-                    seq,
-                    0,
-                    coded.width,
-                    coded.height,
-                    codec.model_hash,
-                    level,
-                    coded.payload,
-                    coded.kind,
-                    coded.slice_rows,
-                    coded.slice_bytes,
-                )
-            )
+            wire.encode_frame(wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded))
         )
         count = len(coded.slice_bytes) or 1
         if drop is None:

@@ -53,19 +53,7 @@ def run_clip(
             timeline.append((seq / fps, -1, 0, False))  # dropped, as the sender drops it
             continue
         coded = encoder.encode(rgb, level)
-        message = wire.FrameMessage(
-            "rate",
-            seq,
-            0,
-            coded.width,
-            coded.height,
-            codec.model_hash,
-            level,
-            coded.payload,
-            coded.kind,
-            coded.slice_rows,
-            coded.slice_bytes,
-        )
+        message = wire.FrameMessage.of("rate", seq, 0, codec.model_hash, coded)
         bits = 8 * len(wire.encode_frame(message)[1])
         controller.update(level, bits, coded.kind == "key")
         timeline.append((seq / fps, level, bits, coded.kind == "key"))

@@ -70,19 +70,7 @@ def code_stream(
     for seq, rgb in enumerate(frames):
         quality = None if maps is None else maps[seq]
         coded = encoder.encode(rgb, level, quality=quality)
-        message = wire.FrameMessage(
-            "bench",
-            seq,
-            0,
-            coded.width,
-            coded.height,
-            codec.model_hash,
-            level,
-            coded.payload,
-            coded.kind,
-            coded.slice_rows,
-            coded.slice_bytes,
-        )
+        message = wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded)
         parts = wire.encode_frame(message)
         decoded = decoder.decode(wire.decode(parts), seq)
         message_bytes.append(len(parts[1]))

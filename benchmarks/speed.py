@@ -235,25 +235,10 @@ def time_stream(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict
     times: dict[str, dict[str, list[float]]] = {
         kind: {"sender_total": [], "receiver_total": []} for kind in ("key", "inter")
     }
-    height, width = frames[0].shape[:2]
     for seq, bgr in enumerate(frames):
         t0 = time.perf_counter()
         coded = encoder.encode(bgr, level, "bgr")
-        parts = wire.encode_frame(
-            wire.FrameMessage(
-                "bench",
-                seq,
-                0,
-                width,
-                height,
-                codec.model_hash,
-                level,
-                coded.payload,
-                coded.kind,
-                coded.slice_rows,
-                coded.slice_bytes,
-            )
-        )
+        parts = wire.encode_frame(wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded))
         t1 = time.perf_counter()
         decoder.decode(wire.decode(parts), seq)
         t2 = time.perf_counter()

@@ -61,19 +61,7 @@ def code_ours(
         started = time.perf_counter()
         coded = encoder.encode(rgb, level)
         encoded = time.perf_counter()
-        message = wire.FrameMessage(
-            "bench",
-            seq,
-            0,
-            coded.width,
-            coded.height,
-            codec.model_hash,
-            level,
-            coded.payload,
-            coded.kind,
-            coded.slice_rows,
-            coded.slice_bytes,
-        )
+        message = wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded)
         parts = wire.encode_frame(message)
         parsed = wire.decode(parts)
         decoded = decoder.decode(parsed, seq)

@@ -96,19 +96,7 @@ class FramePublisher:
         encode_ms = (time.perf_counter() - started) * 1000
         self.seq += 1
         parts = wire.encode_frame(
-            wire.FrameMessage(
-                stream=self.stream_id,
-                seq=self.seq,
-                ts_us=capture_us,
-                width=coded.width,
-                height=coded.height,
-                model=self.codec.model_hash,
-                level=level,
-                payload=coded.payload,
-                kind=coded.kind,
-                slice_rows=coded.slice_rows,
-                slice_bytes=coded.slice_bytes,
-            )
+            wire.FrameMessage.of(self.stream_id, self.seq, capture_us, self.codec.model_hash, coded)
         )
         dropped = []
         if self.drop_slices > 0:

@@ -78,6 +78,24 @@ class FrameMessage:
     slice_bytes: tuple[int, ...] = ()  # empty: one slice of the whole payload
     damaged: frozenset[int] = frozenset()  # slices whose CRC-32 failed (set by ``decode``)
 
+    @classmethod
+    def of(cls, stream: str, seq: int, ts_us: int, model: str, coded) -> FrameMessage:
+        """The message carrying ``coded`` (a ``shared.codec.CompressedFrame``: size, level,
+        kind, payload and slicing are taken from it)."""
+        return cls(
+            stream,
+            seq,
+            ts_us,
+            coded.width,
+            coded.height,
+            model,
+            coded.level,
+            coded.payload,
+            coded.kind,
+            coded.slice_rows,
+            coded.slice_bytes,
+        )
+
     def slices(self) -> list[bytes]:
         """The payload cut into its slices."""
         sizes = self.slice_bytes or (len(self.payload),)

@@ -46,18 +46,8 @@ class Streamer:
             shift = self.seq % 300
             coded = self.encoder.encode(self.scene[:, shift : shift + 64], 1)
             self.key_frames += coded.kind == "key"
-            message = wire.FrameMessage(
-                "faults",
-                self.seq,
-                time.time_ns() // 1000,
-                64,
-                48,
-                self.model,
-                1,
-                coded.payload,
-                coded.kind,
-                coded.slice_rows,
-                coded.slice_bytes,
+            message = wire.FrameMessage.of(
+                "faults", self.seq, time.time_ns() // 1000, self.model, coded
             )
             self.socket.send_multipart(wire.encode_frame(message))
             self.seq += 1
