@@ -34,7 +34,7 @@ from shared.metrics import PSNR_CAP_DB
 from shared.roi import FaceRoi, RoiSettings, pixel_mask
 from shared.video import VideoDecoder, VideoEncoder, VideoSettings
 
-from .video import find_clips, read_clip
+from .video import find_clips, plot_clips, read_clip
 
 DEFAULT_CLIPS = ("akiyo_cif.mp4", "mother_daughter_cif.mp4", "webcam_asl_*.mkv")
 MODES = ("uniform", "roi")
@@ -234,16 +234,7 @@ def print_clip(name: str, entry: dict) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    clips = results["clips"]
-    columns = min(4, len(clips))
-    rows = -(-len(clips) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
-    for axis, (name, entry) in zip(axes.ravel(), clips.items(), strict=False):
+    def draw(axis, name: str, entry: dict) -> str:
         for mode, color in (("uniform", "tab:blue"), ("roi", "tab:orange")):
             points = sorted(entry[mode], key=lambda p: p["kbps"])
             kbps = [p["kbps"] for p in points]
@@ -264,19 +255,10 @@ def plot(results: dict, path: Path) -> None:
                 label=f"{mode}: outside",
             )
         delta = entry["equal_bits"]["delta_inside_db"]
-        axis.set_title(f"{name} (inside {_fmt(delta)} dB)", fontsize=9)
-        axis.set_xscale("log")
-        axis.set_xlabel("kbps")
-        axis.set_ylabel("PSNR-RGB (dB)")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=6)
-    for axis in axes.ravel()[len(clips) :]:
-        axis.axis("off")
-    figure.suptitle(
+        return f"{name} (inside {_fmt(delta)} dB)"
+
+    title = (
         f"{results['model']}: region of interest (faces) vs uniform coding, "
-        f"{results['frames_per_clip']} frames per clip",
-        fontsize=10,
+        f"{results['frames_per_clip']} frames per clip"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    plot_clips(results["clips"], path, title, draw)

@@ -227,23 +227,42 @@ def print_clip(name: str, entry: dict) -> None:
     )
 
 
-def plot(results: dict, path: Path) -> None:
+def plot_clips(clips: dict, path: Path, title: str, draw) -> None:
+    """One log-kbps vs PSNR panel per clip, four to a row, written to ``path``;
+    ``draw(axis, name, entry)`` plots a clip's curves and returns the panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    clips = results["clips"]
     columns = min(4, len(clips))
     rows = -(-len(clips) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis, (name, entry) in zip(axes.ravel(), clips.items(), strict=False):
+        axis.set_title(draw(axis, name, entry), fontsize=9)
+        axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
+        axis.set_xlabel("kbps")
+        axis.set_ylabel("PSNR-RGB (dB)")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in axes.ravel()[len(clips) :]:
+        axis.axis("off")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot(results: dict, path: Path) -> None:
     styles = {
         "intra": ("ours intra-only", "o-"),
         "inter": ("ours inter", "s-"),
         "x264": ("x264", "^--"),
     }
-    for axis, (name, entry) in zip(axes.ravel(), clips.items(), strict=False):
+
+    def draw(axis, name: str, entry: dict) -> str:
         for key, (label, style) in styles.items():
             if key in entry:
                 points = sorted(entry[key], key=lambda p: p["kbps"])
@@ -254,20 +273,10 @@ def plot(results: dict, path: Path) -> None:
                     label=label,
                     ms=3,
                 )
-        axis.set_xscale("log")
-        axis.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
-        axis.set_title(f"{name} ({entry['size']})", fontsize=9)
-        axis.set_xlabel("kbps")
-        axis.set_ylabel("PSNR-RGB (dB)")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
-    for axis in axes.ravel()[len(clips) :]:
-        axis.axis("off")
-    figure.suptitle(
+        return f"{name} ({entry['size']})"
+
+    title = (
         f"{results['model']}: {results['frames_per_clip']} frames per clip, key frame every "
-        f"{results['keyframe_interval']}",
-        fontsize=10,
+        f"{results['keyframe_interval']}"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    plot_clips(results["clips"], path, title, draw)
