@@ -89,3 +89,19 @@ def keys(tmp_path) -> Path:
     (allowed / public.name).write_bytes(public.read_bytes())
     generate_keypair(tmp_path, "stranger")
     return tmp_path
+
+
+def write_pan_clip(
+    folder: Path, frames: int, fps: float = 25, scene_width: int = 160, seed: int = 5
+) -> Path:
+    """``folder/pan.avi`` (lossless FFV1): ``frames`` 128x96 frames panning one pixel per
+    frame over a textured scene; returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scene = natural_like_image(96, scene_width, seed=seed)
+    writer = cv2.VideoWriter(
+        str(folder / "pan.avi"), cv2.VideoWriter_fourcc(*"FFV1"), fps, (128, 96)
+    )
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return folder

@@ -3,29 +3,19 @@
 import json
 
 import cv2
-import numpy as np
 import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.conceal import run_conceal
 from shared.modelfile import save_weights_file
 from shared.models.inpaint import InpaintNet
-from tests.conftest import natural_like_image
+from tests.conftest import natural_like_image, write_pan_clip
 
 
 @pytest.fixture
 def clip_folder(tmp_path):
     """A 6-frame 128x96 clip: a slow pan over a textured scene."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    scene = natural_like_image(96, 160, seed=5)
-    writer = cv2.VideoWriter(
-        str(folder / "pan.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 25, (128, 96)
-    )
-    for i in range(6):
-        writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return folder
+    return write_pan_clip(tmp_path / "videos", 6)
 
 
 def test_tiny_run(clip_folder, tmp_path):

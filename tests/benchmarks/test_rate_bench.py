@@ -2,23 +2,12 @@
 
 import json
 
-import cv2
-import numpy as np
-
 from benchmarks.rate import ping_pong, run_rate
-from tests.conftest import natural_like_image
+from tests.conftest import write_pan_clip
 
 
 def test_rate_benchmark_holds_a_target_on_a_clip(tmp_path):
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    scene = natural_like_image(96, 200, seed=2)
-    writer = cv2.VideoWriter(
-        str(folder / "pan.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 10, (128, 96)
-    )
-    for i in range(60):
-        writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
-    writer.release()
+    folder = write_pan_clip(tmp_path / "videos", 60, fps=10, scene_width=200, seed=2)
     result = run_rate(str(folder), str(tmp_path / "out"), "realtime", [40.0], 12.0, 2.0, ("*.avi",))
     row = result["clips"]["pan.avi"]["40.0"]
     assert row["windows"] == 11 and abs(row["worst_deviation_pct"]) <= 10, row

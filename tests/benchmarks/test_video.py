@@ -2,28 +2,17 @@
 
 import json
 
-import cv2
-import numpy as np
 import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.video import run_video
-from tests.conftest import natural_like_image
+from tests.conftest import write_pan_clip
 
 
 @pytest.fixture
 def clip_folder(tmp_path):
     """A 12-frame 128x96 clip: a slow pan over a textured scene."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    scene = natural_like_image(96, 160, seed=5)
-    writer = cv2.VideoWriter(
-        str(folder / "pan.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 25, (128, 96)
-    )
-    for i in range(12):
-        writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return folder
+    return write_pan_clip(tmp_path / "videos", 12)
 
 
 def test_inter_beats_intra_and_x264_is_coded_at_our_rates(clip_folder, tmp_path):
