@@ -51,6 +51,8 @@ class GroupedCoder:
 
     def __init__(self, tables: FrozenTables) -> None:
         tables.validate()
+        if np.abs(tables.offsets.astype(np.int64)).max(initial=0) > LATENT_LIMIT:
+            raise ValueError("table offset outside the latent range")
         self.tables = tables
         categorical = constriction.stream.model.Categorical
         self._models = [
@@ -61,27 +63,39 @@ class GroupedCoder:
             for k in range(tables.levels)
         ]
         self._uniform = constriction.stream.model.Uniform(_HALF)
+        # Per level, int32 copies for the per-symbol gathers (narrow types: half the memory
+        # traffic of int64; offsets and lengths are far inside int32, see ``validate``).
+        self._offsets = tables.offsets.astype(np.int32)
+        self._lengths = tables.lengths.astype(np.int32)
 
     def check_level(self, level: int) -> None:
         if not 0 <= level < self.tables.levels:
             raise ValueError(f"quality level {level} outside 0..{self.tables.levels - 1}")
 
     def _symbols(self, values: np.ndarray, rows: np.ndarray, level: int):
-        values = np.clip(values.astype(np.int64), -LATENT_LIMIT, LATENT_LIMIT)
-        offsets = self.tables.offsets[level].astype(np.int64)[rows]
-        lengths = self.tables.lengths[level].astype(np.int64)[rows]
-        symbols = values - offsets
-        escaped = (symbols < 0) | (symbols >= lengths)
-        return values, np.where(escaped, lengths, symbols).astype(np.int32), escaped
+        """``(values, symbols, escaped)``: the values clamped to ``LATENT_LIMIT`` (``int32``),
+        their table symbols (``int32``; the escape index ``length`` outside the support)
+        and the escape mask."""
+        if values.dtype != np.int32:
+            values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
+        else:
+            values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT)
+        lengths = self._lengths[level][rows]
+        symbols = values - self._offsets[level][rows]
+        # One unsigned comparison catches both symbol < 0 and symbol >= length.
+        escaped = symbols.view(np.uint32) >= lengths.view(np.uint32)
+        np.copyto(symbols, lengths, where=escaped)
+        return values, symbols, escaped
 
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Coding order (a stable sort by row; ``None`` when already sorted), the rows
         present and their counts. O(n): a bincount and a radix sort of 16-bit rows."""
+        rows = rows.astype(np.int16, copy=False)  # table rows: far fewer than 2**15
         counts = np.bincount(rows, minlength=self.tables.channels)
         present = np.flatnonzero(counts)
         order = None
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
-            order = np.argsort(rows.astype(np.int16), kind="stable")
+            order = np.argsort(rows, kind="stable")
         return order, present, counts[present]
 
     def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
@@ -103,8 +117,8 @@ class GroupedCoder:
         values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
         order, present, counts = self._groups(rows.ravel())
         if order is not None:
-            symbols, escaped, values = symbols[order], escaped[order], values[order]
-        escapes = values[escaped]
+            symbols = symbols[order]
+        escapes = values[escaped] if order is None else values[order][escaped[order]]
         if escapes.size:
             codes = _zigzag(escapes)
             halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
@@ -126,9 +140,8 @@ class GroupedCoder:
             symbols[start : start + count] = decoder.decode(models[int(row)], int(count))
             start += count
         sorted_rows = flat_rows if order is None else flat_rows[order]
-        lengths = self.tables.lengths[level].astype(np.int64)[sorted_rows]
-        escaped = symbols == lengths
-        values = symbols + self.tables.offsets[level].astype(np.int64)[sorted_rows]
+        escaped = symbols == self._lengths[level][sorted_rows]
+        values = symbols + self._offsets[level][sorted_rows]
         n_escapes = int(escaped.sum())
         if n_escapes:
             halves = decoder.decode(self._uniform, 2 * n_escapes).astype(np.uint64)

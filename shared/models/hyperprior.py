@@ -24,6 +24,7 @@ tiles smaller) on its own, exactly as in training.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -70,6 +71,22 @@ def prior_tiles(height: int, width: int, tile: int = PRIOR_TILE):
 
 def _log_scale_bounds() -> tuple[float, float]:
     return math.log(SCALE_MIN), math.log(SCALE_MAX)
+
+
+def _fixed_log_scale_bounds() -> tuple[int, int]:
+    """``_log_scale_bounds`` in ``ACT_BITS`` fixed point."""
+    low, high = _log_scale_bounds()
+    return round(low * 2**ACT_BITS), round(high * 2**ACT_BITS)
+
+
+@functools.cache
+def _index_of_log_scale() -> np.ndarray:
+    """Table index (``int16``) of each fixed-point log scale ``low + i`` for
+    ``i = 0 .. high - low``: the nearest of ``SCALE_COUNT`` steps, rounding half up. A
+    lookup of this table is exactly the integer formula it holds, only faster."""
+    low, high = _fixed_log_scale_bounds()
+    offsets = np.arange(high - low + 1, dtype=np.int64)
+    return ((offsets * (SCALE_COUNT - 1) + (high - low) // 2) // (high - low)).astype(np.int16)
 
 
 class HyperpriorModel(GainedLatentModel):
@@ -177,20 +194,21 @@ class HyperpriorModel(GainedLatentModel):
         return x_hat, float(bits)
 
     def table_indices(self, z: np.ndarray, level: int, size: tuple[int, int]) -> np.ndarray:
-        """Gaussian table index ``(latent, h, w)`` ``int64`` of each latent, from the integer
+        """Gaussian table index ``(latent, h, w)`` ``int16`` of each latent, from the integer
         hyper-latents ``z`` ``(hyper, ceil(h/4), ceil(w/4))``, in integer arithmetic only,
         each prior tile on its own (see the module docstring)."""
         if self.integer_h_s is None:
             raise RuntimeError("the integer hyper-synthesis is not loaded (export the model)")
         height, width = size
-        groups: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
+        # Tiles whose hyper-latent crops have one shape run as one batch (edge tiles with
+        # fewer latent rows or columns may share a shape with full ones: the network's
+        # output is the same, only less of it is used).
+        groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
         for top, left, bottom, right in prior_tiles(height, width):
             z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
-            groups.setdefault((*z_shape, bottom - top, right - left), []).append(
-                (top, left, bottom, right)
-            )
+            groups.setdefault(z_shape, []).append((top, left, bottom, right))
         log_sigma = np.empty((self.config.latent, height, width), dtype=np.int64)
-        for (z_rows, z_cols, _, _), boxes in groups.items():
+        for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
                 [
                     z[:, top // 4 : top // 4 + z_rows, left // 4 : left // 4 + z_cols]
@@ -201,10 +219,11 @@ class HyperpriorModel(GainedLatentModel):
             for (top, left, bottom, right), tile in zip(boxes, out, strict=True):
                 log_sigma[:, top:bottom, left:right] = tile[:, : bottom - top, : right - left]
         log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
-        low, high = (round(v * 2**ACT_BITS) for v in _log_scale_bounds())
-        log_scale = np.clip(log_sigma + log_gain.astype(np.int64)[:, None, None], low, high)
-        steps = SCALE_COUNT - 1
-        return ((log_scale - low) * steps + (high - low) // 2) // (high - low)
+        low, high = _fixed_log_scale_bounds()
+        log_sigma += log_gain.astype(np.int64)[:, None, None]
+        np.clip(log_sigma, low, high, out=log_sigma)
+        log_sigma -= low
+        return _index_of_log_scale()[log_sigma]
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

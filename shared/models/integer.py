@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 WEIGHT_BITS = 12
 ACT_BITS = 8
@@ -56,6 +55,15 @@ class IntegerNetwork:
             elif layer[0] not in ("relu", "shuffle"):
                 raise ValueError(f"unknown integer layer {layer[0]!r}")
         self.layers = layers
+        # float64 copies of the weights, made once: exact, since they are integers < 2**53.
+        self._matrices = {
+            i: (
+                torch.from_numpy(layer[1].reshape(layer[1].shape[0], -1).astype(np.float64)),
+                torch.from_numpy(layer[2].astype(np.float64)[:, None]),
+            )
+            for i, layer in enumerate(layers)
+            if layer[0] == "conv"
+        }
 
     @classmethod
     def from_sequential(cls, module: nn.Sequential) -> IntegerNetwork:
@@ -119,34 +127,63 @@ class IntegerNetwork:
         ``(C', H', W')`` (``(N, C', H', W')``) int64 activations with ``ACT_BITS``
         fractional bits (divide by ``2**ACT_BITS`` for real values). Batch items never mix:
         each is computed exactly as it would be alone."""
+        batched = inputs.ndim == 4
+        if not batched:
+            inputs = inputs[None]
         limit = 2**INPUT_LIMIT_BITS
         clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
-        act = torch.from_numpy(clipped.astype(np.float64))
-        batched = act.dim() == 4
-        if not batched:
-            act = act.unsqueeze(0)
-        with torch.inference_mode():
-            for layer in self.layers:
-                if layer[0] == "conv":
-                    act = _conv_same_exact(act, layer[1], layer[2])
-                elif layer[0] == "relu":
-                    act = act.clamp_min(0.0)
-                else:
-                    act = F.pixel_shuffle(act, layer[1])
-        out = act.numpy().astype(np.int64)
+        # Layout (C, N, H, W) throughout: each layer is one matrix product over the batch.
+        act = clipped.astype(np.float64).transpose(1, 0, 2, 3)
+        for i, layer in enumerate(self.layers):
+            if layer[0] == "conv":
+                act = _conv_same_exact(act, layer[1].shape[2], *self._matrices[i])
+            elif layer[0] == "relu":
+                act = np.maximum(act, 0.0)
+            else:
+                act = _pixel_shuffle(act, layer[1])
+        out = act.transpose(1, 0, 2, 3).astype(np.int64)
         return out if batched else out[0]
 
 
-def _conv_same_exact(act: torch.Tensor, weight_q: np.ndarray, bias_q: np.ndarray) -> torch.Tensor:
-    """One layer on ``(N, C, H, W)`` float64 integer values; im2col (``unfold`` copies values
-    exactly) and a float64 matrix product whose every partial sum is an integer < 2**53."""
-    batch, channels, height, width = act.shape
-    out_channels, in_channels, k, _ = weight_q.shape
-    if in_channels != channels:
-        raise ValueError(f"integer convolution expects {in_channels} channels, got {channels}")
-    columns = F.unfold(act, k, padding=k // 2)  # (N, C * k * k, H * W)
-    weight = torch.from_numpy(weight_q.reshape(out_channels, -1).astype(np.float64))
-    acc = weight @ columns + torch.from_numpy(bias_q.astype(np.float64)).unsqueeze(1)
-    out = torch.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
+def _conv_same_exact(
+    act: np.ndarray, kernel: int, weight: torch.Tensor, bias: torch.Tensor
+) -> np.ndarray:
+    """One stride-1 "same" convolution on ``(C, N, H, W)`` float64 integer values: im2col
+    (copies values exactly; none for 1x1) and one float64 matrix product for the batch,
+    ``(C_out, C * k * k) @ (C * k * k, N * H * W)``, whose every partial sum is an integer
+    < 2**53, so any summation order gives the same result. ``weight``:
+    ``(C_out, C * k * k)``, ``bias``: ``(C_out, 1)``, float64 tensors. Returns
+    ``(C_out, N, H, W)``."""
+    channels, batch, height, width = act.shape
+    if weight.shape[1] != channels * kernel * kernel:
+        raise ValueError(
+            f"integer convolution expects {weight.shape[1] // kernel**2} channels, got {channels}"
+        )
+    if kernel == 1:
+        columns = act.reshape(channels, -1)
+    else:
+        pad = kernel // 2
+        padded = np.pad(act, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), (2, 3))
+        # (C, N, H, W, k, k) -> (C, k, k, N, H, W): the weight's (C_in, k, k) order.
+        columns = windows.transpose(0, 4, 5, 1, 2, 3).reshape(weight.shape[1], -1)
+    # The product runs in PyTorch, whose thread count the codec sets (NumPy's BLAS would
+    # start threads of its own).
+    with torch.inference_mode():
+        acc = torch.addmm(
+            bias, weight, torch.from_numpy(np.require(columns, requirements="CW"))
+        ).numpy()
+    out = np.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
     limit = float(2**ACT_LIMIT_BITS)
-    return out.clamp_(-limit, limit).view(batch, out_channels, height, width)
+    np.clip(out, -limit, limit, out=out)
+    return out.reshape(weight.shape[0], batch, height, width)
+
+
+def _pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
+    """``torch.nn.PixelShuffle`` on ``(C * r * r, N, H, W)`` -> ``(C, N, H * r, W * r)``."""
+    channels, batch, height, width = act.shape
+    out_channels = channels // (factor * factor)
+    grid = act.reshape(out_channels, factor, factor, batch, height, width)
+    return grid.transpose(0, 3, 4, 1, 5, 2).reshape(
+        out_channels, batch, height * factor, width * factor
+    )
