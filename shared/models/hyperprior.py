@@ -207,7 +207,10 @@ class HyperpriorModel(GainedLatentModel):
         for top, left, bottom, right in prior_tiles(height, width):
             z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
             groups.setdefault(z_shape, []).append((top, left, bottom, right))
-        log_sigma = np.empty((self.config.latent, height, width), dtype=np.int64)
+        log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
+        low, high = _fixed_log_scale_bounds()
+        lookup = _index_of_log_scale()
+        indices = np.empty((self.config.latent, height, width), dtype=np.int16)
         for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
                 [
@@ -215,15 +218,16 @@ class HyperpriorModel(GainedLatentModel):
                     for top, left, _, _ in boxes
                 ]
             )
-            out = self.integer_h_s.run(batch)
-            for (top, left, bottom, right), tile in zip(boxes, out, strict=True):
-                log_sigma[:, top:bottom, left:right] = tile[:, : bottom - top, : right - left]
-        log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
-        low, high = _fixed_log_scale_bounds()
-        log_sigma += log_gain.astype(np.int64)[:, None, None]
-        np.clip(log_sigma, low, high, out=log_sigma)
-        log_sigma -= low
-        return _index_of_log_scale()[log_sigma]
+            # (latent, tiles, rows, cols) float64 integers: plus the level's log gain,
+            # clipped to the tables' range: exact integer arithmetic in doubles < 2**53.
+            log_scale = self.integer_h_s.run_planar(batch)
+            log_scale += log_gain[:, None, None, None]
+            np.clip(log_scale, low, high, out=log_scale)
+            log_scale -= low
+            tiles = lookup[log_scale.astype(np.intp)]
+            for n, (top, left, bottom, right) in enumerate(boxes):
+                indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
+        return indices
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

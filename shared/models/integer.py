@@ -128,11 +128,16 @@ class IntegerNetwork:
         fractional bits (divide by ``2**ACT_BITS`` for real values). Batch items never mix:
         each is computed exactly as it would be alone."""
         batched = inputs.ndim == 4
-        if not batched:
-            inputs = inputs[None]
+        out = self.run_planar(inputs if batched else inputs[None])
+        out = out.transpose(1, 0, 2, 3).astype(np.int64)
+        return out if batched else out[0]
+
+    def run_planar(self, inputs: np.ndarray) -> np.ndarray:
+        """``run`` on a batch ``(N, C, H, W)``, returning the activations as ``float64``
+        holding integers, in the planar layout ``(C', N, H', W')`` the layers compute in
+        (one matrix product per layer for the whole batch)."""
         limit = 2**INPUT_LIMIT_BITS
         clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
-        # Layout (C, N, H, W) throughout: each layer is one matrix product over the batch.
         act = clipped.astype(np.float64).transpose(1, 0, 2, 3)
         for i, layer in enumerate(self.layers):
             if layer[0] == "conv":
@@ -141,8 +146,7 @@ class IntegerNetwork:
                 act = np.maximum(act, 0.0)
             else:
                 act = _pixel_shuffle(act, layer[1])
-        out = act.transpose(1, 0, 2, 3).astype(np.int64)
-        return out if batched else out[0]
+        return act
 
 
 def _conv_same_exact(

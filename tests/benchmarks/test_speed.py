@@ -53,3 +53,13 @@ def test_time_stream_splits_key_and_predicted_frames(frames, tiny_model_path):
     result = time_stream(codec, frames, 1)
     assert result["key"]["sender_total"]["median_ms"] > 0
     assert result["inter"]["receiver_total"]["median_ms"] > 0
+    for kind in ("key", "inter"):
+        entry = result[kind]
+        for end in ("sender", "receiver"):
+            assert entry[f"{end}_transforms"]["median_ms"] > 0
+            parts = entry[f"{end}_transforms"]["median_ms"] + entry[f"{end}_coding"]["median_ms"]
+            # medians of a sum need not add up exactly, but both parts lie within the total
+            assert entry[f"{end}_coding"]["median_ms"] < entry[f"{end}_total"]["median_ms"]
+            assert parts > 0.5 * entry[f"{end}_total"]["median_ms"]
+        assert 0 < entry["coding_share_pct"] < 100
+    assert "transform" not in codec.__dict__  # the clock put the methods back
