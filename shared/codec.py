@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from .entropy.coder import (
+    DECODE_ERRORS,
     CorruptPayload,
     GroupedCoder,
     LatentCoder,
+    bytes_to_decoder,
     decode_payload,
     words_to_bytes,
 )
@@ -28,7 +30,7 @@ from .entropy.gaussian import SCALE_COUNT
 from .entropy.tables import FrozenTables
 from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
 from .modelfile import ModelFile, ModelFileError, load_model_file
-from .models.hyperprior import HyperpriorModel
+from .models.hyperprior import PRIOR_TILE, HyperpriorModel
 from .models.integer import IntegerNetwork
 from .registry import build_model, resolve_model_path
 
@@ -270,6 +272,28 @@ class ImageCodec:
         self.z_coder.encode_into(coder, z, LatentCoder.channel_rows(z.shape), 0)
         return words_to_bytes(coder)
 
+    def entropy_encode_bands(
+        self, latents: Latents, level: int, bands: list[tuple[int, int]]
+    ) -> list[bytes]:
+        """One payload per band of latent rows ``[(first, end), ...]``, each exactly
+        ``entropy_encode`` of that band alone (so each decodes on its own). When every
+        band boundary lies on a prior-tile row (``PRIOR_TILE``), the bands' tiles are the
+        frame's, and the prior network runs once for the frame instead of once per band."""
+        if not self.hyper or not _tile_aligned(bands):
+            return [self.entropy_encode(band_of(latents, a, b), level) for a, b in bands]
+        self.check_level(level)
+        if latents.z is None or latents.z.shape != self.hyper_shape(latents.y.shape):
+            raise ValueError("the hyperprior needs hyper-latents of the latents' shape")
+        indices = self.model.table_indices(latents.z, level, latents.y.shape[1:])
+        payloads = []
+        for first, end in bands:
+            band = band_of(latents, first, end)
+            coder = constriction.stream.stack.AnsCoder()
+            self.coder.encode_into(coder, band.y, indices[:, first:end], 0)
+            self.z_coder.encode_into(coder, band.z, LatentCoder.channel_rows(band.z.shape), 0)
+            payloads.append(words_to_bytes(coder))
+        return payloads
+
     def information_bits(self, latents: Latents, level: int) -> float:
         """The tables' information content of ``latents`` (``sum(-log2 p)`` plus 32 bits per
         escape): the size ``entropy_encode`` approaches, in bits."""
@@ -295,6 +319,64 @@ class ImageCodec:
 
         y, z = decode_payload(payload, pop)
         return Latents(y.astype(np.int32), z.astype(np.int32))
+
+    def entropy_decode_bands(
+        self,
+        pieces: list[bytes | None],
+        level: int,
+        shape: tuple[int, int, int],
+        bands: list[tuple[int, int]],
+        out: np.ndarray,
+        z_out: np.ndarray | None = None,
+    ) -> list[int]:
+        """Decode the payloads of ``entropy_encode_bands`` (``None``: a missing one) into
+        ``out[:, first:end]`` of the ``(M, h, w)`` array ``out``. Returns the indices of
+        the bands that are missing or do not decode; their rows of ``out`` are left as
+        they were. ``z_out`` (hyperprior, optional) receives the hyper-latents likewise.
+        With tile-aligned bands the hyper-latents of every band are popped
+        first and the prior network runs once for the frame (a band's table indices depend
+        on its own hyper-latents only, so a damaged band cannot affect the others)."""
+        self.check_level(level)
+        damaged: list[int] = []
+        if not self.hyper or not _tile_aligned(bands):
+            for index, ((first, end), data) in enumerate(zip(bands, pieces, strict=True)):
+                try:
+                    if data is None:
+                        raise CorruptPayload("missing")
+                    band_shape = (shape[0], end - first, shape[2])
+                    band = self.entropy_decode(data, level, band_shape)
+                    out[:, first:end] = band.y
+                    if z_out is not None and band.z is not None:
+                        z_out[:, first // 4 : -(-end // 4)] = band.z
+                except CorruptPayload:
+                    damaged.append(index)
+            return damaged
+        z = np.zeros(self.hyper_shape(shape), dtype=np.int64)
+        decoders = {}
+        for index, ((first, end), data) in enumerate(zip(bands, pieces, strict=True)):
+            try:
+                if data is None:
+                    raise CorruptPayload("missing")
+                decoder = bytes_to_decoder(data)
+                z_shape = (z.shape[0], -(-end // 4) - first // 4, z.shape[2])
+                z_rows = LatentCoder.channel_rows(z_shape)
+                z[:, first // 4 : -(-end // 4)] = self.z_coder.decode_from(decoder, z_rows, 0)
+                decoders[index] = decoder
+            except DECODE_ERRORS:
+                damaged.append(index)
+        indices = self.model.table_indices(z, level, shape[1:])
+        for index, decoder in decoders.items():
+            first, end = bands[index]
+            try:
+                y = self.coder.decode_from(decoder, indices[:, first:end], 0)
+                if not decoder.is_empty():
+                    raise CorruptPayload("payload has data left after the last symbol")
+                out[:, first:end] = y
+            except DECODE_ERRORS:
+                damaged.append(index)
+        if z_out is not None:
+            z_out[...] = z
+        return sorted(damaged)
 
     @torch.inference_mode()
     def synthesize(self, latents: np.ndarray, level: int, height: int, width: int) -> np.ndarray:
@@ -332,12 +414,24 @@ class ImageCodec:
             rows = frame.slice_rows
             if rows <= 0 or -(-shape[1] // rows) != len(pieces):
                 raise CorruptPayload(f"{len(pieces)} slices do not fit {shape[1]} latent rows")
-            bands = [
-                self.entropy_decode(
-                    data, frame.level, (shape[0], min(rows, shape[1] - i * rows), shape[2])
-                )
-                for i, data in enumerate(pieces)
-            ]
-            z = None if bands[0].z is None else np.concatenate([b.z for b in bands], axis=1)
-            latents = Latents(np.concatenate([b.y for b in bands], axis=1), z)
+            bands = [(r, min(r + rows, shape[1])) for r in range(0, shape[1], rows)]
+            y = np.zeros(shape, dtype=np.int32)
+            z = np.zeros(self.hyper_shape(shape), dtype=np.int32) if self.hyper else None
+            damaged = self.entropy_decode_bands(pieces, frame.level, shape, bands, y, z)
+            if damaged:
+                raise CorruptPayload(f"slices {damaged} do not decode")
+            latents = Latents(y, z)
         return self.synthesize(latents.y, frame.level, frame.height, frame.width), latents
+
+
+def band_of(latents: Latents, first: int, end: int) -> Latents:
+    """Latent rows ``first:end`` and the hyper-latent rows they depend on."""
+    z = None if latents.z is None else latents.z[:, first // 4 : -(-end // 4)]
+    return Latents(latents.y[:, first:end], z)
+
+
+def _tile_aligned(bands: list[tuple[int, int]]) -> bool:
+    """True when every band starts on a prior-tile row and all but the last end on one."""
+    return all(first % PRIOR_TILE == 0 for first, _ in bands) and all(
+        end % PRIOR_TILE == 0 for _, end in bands[:-1]
+    )

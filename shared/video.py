@@ -135,7 +135,7 @@ class VideoEncoder:
             if quality is not None:
                 y = quantize_key(analysis.scaled[0].cpu().numpy(), latents.y, quality.key_deadzone)
                 latents = Latents(y, latents.z)
-            slices = [codec.entropy_encode(_band(latents, a, b), level) for a, b in bands]
+            slices = codec.entropy_encode_bands(latents, level, bands)
             y = latents.y.astype(np.int64)
             self.since_key = 0
         else:
@@ -163,13 +163,6 @@ class VideoEncoder:
             slice_rows=self.settings.slice_rows,
             slice_bytes=tuple(len(s) for s in slices),
         )
-
-
-def _band(latents: Latents, first: int, end: int) -> Latents:
-    z = None
-    if latents.z is not None:
-        z = latents.z[:, first // 4 : -(-end // 4)]
-    return Latents(latents.y[:, first:end], z)
 
 
 @dataclass
@@ -222,23 +215,23 @@ class VideoDecoder:
         if len(pieces) != len(bands):
             raise CorruptPayload(f"{len(pieces)} slices for a frame of {len(bands)}")
         latents = np.zeros(shape, dtype=np.int64) if predicted is None else predicted.copy()
-        damaged = []
-        for index, ((first, end), data) in enumerate(zip(bands, pieces, strict=True)):
-            if index in missing:
-                damaged.append(index)
-                continue
-            band_shape = (shape[0], end - first, shape[2])
-            try:
-                if frame.kind == KEY:
-                    band = codec.entropy_decode(data, frame.level, band_shape).y
-                    latents[:, first:end] = band
-                else:
+        if frame.kind == KEY:
+            available = [None if i in missing else data for i, data in enumerate(pieces)]
+            damaged = codec.entropy_decode_bands(available, frame.level, shape, bands, latents)
+        else:
+            damaged = []
+            for index, ((first, end), data) in enumerate(zip(bands, pieces, strict=True)):
+                if index in missing:
+                    damaged.append(index)
+                    continue
+                band_shape = (shape[0], end - first, shape[2])
+                try:
                     residual = decode_payload(
                         data, lambda d, s=band_shape: self.inter.decode_from(d, *s)
                     )
                     latents[:, first:end] += residual
-            except CorruptPayload:
-                damaged.append(index)
+                except CorruptPayload:
+                    damaged.append(index)
         if len(damaged) == len(bands):
             self.synchronized = False
             raise CorruptPayload("no slice of the frame decoded")

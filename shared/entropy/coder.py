@@ -154,6 +154,9 @@ class GroupedCoder:
         return values.reshape(rows.shape)
 
 
+DECODE_ERRORS = (ValueError, RuntimeError, AssertionError)
+
+
 def words_to_bytes(coder) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
@@ -162,10 +165,10 @@ def bytes_to_decoder(data: bytes):
     if len(data) % 4:
         raise CorruptPayload("payload length is not a multiple of 4 bytes")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    return constriction.stream.stack.AnsCoder(words)
-
-
-DECODE_ERRORS = (ValueError, RuntimeError, AssertionError)
+    try:
+        return constriction.stream.stack.AnsCoder(words)
+    except DECODE_ERRORS as error:  # e.g. a last word of zero, which no encoder writes
+        raise CorruptPayload(f"not an ANS bitstream: {error}") from error
 
 
 def decode_payload(data: bytes, pop):

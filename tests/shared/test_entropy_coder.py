@@ -100,3 +100,12 @@ def test_truncated_or_padded_payloads_are_detected(coder):
         coder.decode(data[:-1], 0, latents.shape)
     with pytest.raises(CorruptPayload):
         coder.decode(data + b"\x01\x00\x00\x00", 0, latents.shape)
+
+
+def test_a_payload_ending_in_a_zero_word_is_a_corrupt_payload():
+    """constriction refuses such words with a ValueError of its own; callers that catch
+    ``CorruptPayload`` (a damaged slice) must see that type."""
+    from shared.entropy.coder import bytes_to_decoder
+
+    with pytest.raises(CorruptPayload):
+        bytes_to_decoder(b"\x01\x00\x00\x00" + bytes(4))

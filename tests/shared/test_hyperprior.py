@@ -55,6 +55,35 @@ def test_integer_network_is_exact(model, scale):
     assert out.shape == (16, 20, 28)
 
 
+def test_batched_integer_network_equals_each_item_alone(model):
+    batch = np.random.default_rng(7).integers(-300, 301, size=(5, 12, 2, 3))
+    out = model.integer_h_s.run(batch)
+    assert out.shape == (5, 16, 8, 12)
+    for item, got in zip(batch, out, strict=True):
+        np.testing.assert_array_equal(got, reference_run(model.integer_h_s, item))
+
+
+def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model):
+    """Against a plain restatement: each 8x8 tile from its own hyper-latents through the
+    int64 reference network, plus the level's log gain, clipped, and rounded to one of
+    SCALE_COUNT steps with integer division."""
+    from shared.models.hyperprior import _fixed_log_scale_bounds, prior_tiles
+
+    z = np.random.default_rng(4).integers(-30, 31, size=(12, 5, 6))
+    height, width = 19, 22  # edge tiles of 3 rows and 6 columns
+    level = 1
+    low, high = _fixed_log_scale_bounds()
+    gain = np.round(model.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
+    expected = np.empty((16, height, width), dtype=np.int64)
+    for top, left, bottom, right in prior_tiles(height, width):
+        tile_z = z[:, top // 4 : -(-bottom // 4), left // 4 : -(-right // 4)]
+        out = reference_run(model.integer_h_s, tile_z)[:, : bottom - top, : right - left]
+        log_scale = np.clip(out + gain.astype(np.int64)[:, None, None], low, high)
+        index = ((log_scale - low) * (SCALE_COUNT - 1) + (high - low) // 2) // (high - low)
+        expected[:, top:bottom, left:right] = index
+    np.testing.assert_array_equal(model.table_indices(z, level, (height, width)), expected)
+
+
 def test_integer_network_follows_the_float_network(model):
     z = np.random.default_rng(1).integers(-3, 4, size=(12, 4, 4))
     with torch.no_grad():
