@@ -112,7 +112,13 @@ def conceal_clip(
             if lost == [count // 2]:  # a band with picture above and below
                 example = pictures
         previous = full
-    entry = {"bands": bands, "inpaint_ms_median": None}
+    # Runs of lost bands the inpaint method copied because their surroundings were still
+    # (one lost slice per frame by default, so runs = bands there).
+    entry = {
+        "bands": bands,
+        "inpaint_copied_runs": concealers["inpaint"].copied,
+        "inpaint_ms_median": None,
+    }
     if inpaint_ms:
         entry["inpaint_ms_median"] = round(statistics.median(inpaint_ms), 2)
     for reference in ("original", "reconstruction"):

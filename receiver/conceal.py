@@ -5,7 +5,9 @@ previous frame's latents) or of zeros. ``Concealer`` replaces it:
 
 - ``inpaint``: the inpainting network (``shared.models.inpaint``) fills the band from the
   rows around it in this frame and from the previous picture; only the damaged bands and
-  ``CONTEXT_ROWS`` rows either side are run through it;
+  ``CONTEXT_ROWS`` rows either side are run through it. Where the rows around a run of
+  damaged bands did not change since the previous picture (``context_change`` at most
+  ``STILL_CHANGE``, calibrated on training crops), the previous picture is copied instead;
 - ``copy``: the previous picture's pixels (what the receiver did before);
 - ``gray``: mid-gray, a baseline.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from shared.modelfile import ModelFileError
+from shared.models.inpaint import STILL_CHANGE, context_change
 
 METHODS = ("inpaint", "copy", "gray")
 CONTEXT_ROWS = 96  # rows above and below the damaged bands that the network sees
@@ -43,6 +46,7 @@ class Concealer:
         self.method = method
         self.inpainter = inpainter
         self.bands = 0  # damaged bands filled so far
+        self.copied = 0  # runs of damaged bands that ``inpaint`` copied (still surroundings)
 
     @classmethod
     def create(cls, method: str, model: str = "inpaint", log=print) -> Concealer:
@@ -85,10 +89,29 @@ class Concealer:
             out = rgb.copy()
             out[mask] = previous[mask]
             return out
-        rows = np.flatnonzero(mask[:, 0])
-        top = max(0, int(rows[0]) - CONTEXT_ROWS)
-        bottom = min(height, int(rows[-1]) + 1 + CONTEXT_ROWS)
-        part = None if previous is None else previous[top:bottom]
         out = rgb.copy()
-        out[top:bottom] = self.inpainter(rgb[top:bottom], mask[top:bottom], part)
+        for group in _runs(sorted(damaged)):
+            hole = damaged_mask(height, width, group, slice_rows, stride)
+            if previous is not None:
+                change = context_change(rgb, previous, hole)
+                if change is not None and change <= STILL_CHANGE:
+                    out[hole] = previous[hole]  # still surroundings: copy (see STILL_CHANGE)
+                    self.copied += 1
+                    continue
+            rows = np.flatnonzero(hole[:, 0])
+            top = max(0, int(rows[0]) - CONTEXT_ROWS)
+            bottom = min(height, int(rows[-1]) + 1 + CONTEXT_ROWS)
+            part = None if previous is None else previous[top:bottom]
+            out[top:bottom] = self.inpainter(out[top:bottom], hole[top:bottom], part)
         return out
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Sorted slice indices split into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs

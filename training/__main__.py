@@ -1,5 +1,6 @@
-"""``python -m training train|export|inpaint|inpaint-export ...``: a thin argparse shell over
-``training.train``, ``training.export`` and ``training.inpaint``."""
+"""``python -m training train|export|inpaint|inpaint-export|inpaint-gate ...``: a thin
+argparse shell over ``training.train``, ``training.export``, ``training.inpaint`` and
+``training.inpaint_gate``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from shared.cli import ArgumentParser
 
 from .inpaint import InpaintTrainConfig
+from .inpaint_gate import GateConfig
 from .train import TrainConfig
 
 
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     inpaint_export.add_argument("--checkpoint", required=True)
     inpaint_export.add_argument("--out", required=True, help="model file (.safetensors)")
     inpaint_export.add_argument("--card", default=None, help="JSON file with provenance")
+    gate_parser = commands.add_parser(
+        "inpaint-gate", help="calibrate when concealment copies instead of inpainting"
+    )
+    _add_dataclass_args(gate_parser, GateConfig)
     args = parser.parse_args(argv)
 
     try:
@@ -55,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
             names = [f.name for f in dataclasses.fields(InpaintTrainConfig)]
             train_inpaint(InpaintTrainConfig(**{name: getattr(args, name) for name in names}))
+        elif args.command == "inpaint-gate":
+            from .inpaint_gate import calibrate, print_report
+
+            names = [f.name for f in dataclasses.fields(GateConfig)]
+            print_report(calibrate(GateConfig(**{name: getattr(args, name) for name in names})))
         elif args.command == "inpaint-export":
             from .inpaint import export_inpaint
 

@@ -194,3 +194,36 @@ class Inpainter:
         result = image.copy()
         result[hole] = filled[hole]
         return result
+
+
+#: Pixel rows above and below a hole whose change since the previous frame decides
+#: between copying the previous frame and running the network (``context_change``).
+GATE_ROWS = 16
+#: Mean absolute change (8-bit units) of those rows at or below which the previous frame
+#: is copied: where the surroundings did not move, the hole most likely did not either,
+#: and copying is what the network itself approaches, only exactly. Calibrated on
+#: held-out *training* crops, never on video clips:
+#: ``python -m training inpaint-gate --data ../shared/datasets/train --out runs/inpaint-gate``
+#: (see ``training/inpaint_gate.py`` and the ``inpaint`` model card).
+STILL_CHANGE = 2.84
+
+
+def context_change(
+    current: np.ndarray, previous: np.ndarray, hole: np.ndarray, rows: int = GATE_ROWS
+) -> float | None:
+    """Mean absolute difference (8-bit units) between ``current`` and ``previous``
+    (``(H, W, 3)`` ``uint8``) over the known pixel rows within ``rows`` of the hole's rows
+    (``hole``: ``(H, W)`` bool, whole rows, as a lost slice's band); ``None`` when no such
+    row exists."""
+    hole_rows = np.flatnonzero(np.asarray(hole, dtype=bool).any(axis=1))
+    if hole_rows.size == 0:
+        return None
+    near = np.zeros(hole.shape[0], dtype=bool)
+    first, last = int(hole_rows[0]), int(hole_rows[-1])
+    near[max(0, first - rows) : last + 1 + rows] = True
+    near[hole_rows] = False
+    if not near.any():
+        return None
+    a = current[near].astype(np.int16)
+    b = previous[near].astype(np.int16)
+    return float(np.abs(a - b).mean())

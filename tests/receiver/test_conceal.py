@@ -47,6 +47,50 @@ def test_methods_fill_only_the_damaged_bands(inpaint_model_path):
     assert inpaint(rgb, None, [1], 2, 16).shape == rgb.shape
 
 
+def test_inpaint_copies_where_the_surroundings_did_not_change():
+    """The gate: a run of damaged bands whose neighbouring rows equal the previous
+    picture's is copied without running the network; one whose neighbours moved is
+    inpainted."""
+
+    class Recording:
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, image, mask, previous):
+            self.calls += 1
+            out = image.copy()
+            out[mask.astype(bool)] = 7
+            return out
+
+    previous = natural_like_image(160, 64, seed=2)
+    rgb = previous.copy()
+    rgb[96:] = natural_like_image(64, 64, seed=5)  # rows 96.. moved; 0..95 are still
+    network = Recording()
+    concealer = Concealer("inpaint", network)
+    out = concealer(rgb, previous, [1, 4], slice_rows=1, stride=16)
+    # band 1 (rows 16..31): neighbours rows 0..15 and 32..47 unchanged -> copied
+    assert np.array_equal(out[16:32], previous[16:32])
+    # band 4 (rows 64..79): neighbours rows 48..63 and 80..95, still -> copied as well
+    assert np.array_equal(out[64:80], previous[64:80])
+    assert network.calls == 0 and concealer.copied == 2
+    out = concealer(rgb, previous, [6], slice_rows=1, stride=16)  # rows 96..111: moved
+    assert (out[96:112] == 7).all() and network.calls == 1
+
+
+def test_context_change_measures_the_rows_around_the_hole():
+    from shared.models.inpaint import context_change
+
+    previous = np.zeros((64, 8, 3), np.uint8)
+    current = previous.copy()
+    current[:4] = 30  # more than 16 rows above the hole: ignored
+    current[36:40] = 16  # 4 of the 32 rows within 16 of the hole
+    hole = np.zeros((64, 8), bool)
+    hole[20:24] = True
+    assert context_change(current, previous, hole) == pytest.approx(16 * 4 / 32)
+    assert context_change(current, previous, np.zeros((64, 8), bool)) is None
+    assert context_change(current, previous, np.ones((64, 8), bool)) is None
+
+
 def test_inpaint_falls_back_to_copy_without_a_model(tmp_path):
     logs = []
     concealer = Concealer.create("inpaint", str(tmp_path / "none.safetensors"), logs.append)
