@@ -226,35 +226,40 @@ def _guard(run: Callable[[], dict]) -> dict:
         return {"unavailable": f"{type(error).__name__}: {error}"}
 
 
-class _TransformClock:
-    """Times the codec's transforms inside a stream (``VideoEncoder``/``VideoDecoder`` call
-    ``codec.transform`` and ``codec.synthesize``) by shadowing them on the instance; the
-    rest of a frame's time is entropy coding, the predicted-frame decisions and packing."""
+class _StageClock:
+    """Times parts of a stream (``VideoEncoder``/``VideoDecoder`` call the codec's
+    ``to_tensor``, ``transform`` and ``synthesize``) by shadowing those methods on the
+    instance: ``convert`` (frame to padded tensor) and ``transforms`` (analysis, or
+    synthesis with the conversion to ``uint8``) seconds since the last ``lap``."""
+
+    BINS = {"to_tensor": "convert", "transform": "transforms", "synthesize": "transforms"}
 
     def __init__(self, codec: ImageCodec) -> None:
         self.codec = codec
-        self.seconds = 0.0
+        self.seconds = {"convert": 0.0, "transforms": 0.0}
 
-    def _timed(self, method):
+    def _timed(self, method, part: str):
         def run(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return method(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds[part] += time.perf_counter() - start
 
         return run
 
-    def __enter__(self) -> _TransformClock:
-        self.codec.transform = self._timed(self.codec.transform)
-        self.codec.synthesize = self._timed(self.codec.synthesize)
+    def __enter__(self) -> _StageClock:
+        for name, part in self.BINS.items():
+            setattr(self.codec, name, self._timed(getattr(self.codec, name), part))
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.codec.transform, self.codec.synthesize
+        for name in self.BINS:
+            delattr(self.codec, name)
 
-    def lap(self) -> float:
-        seconds, self.seconds = self.seconds, 0.0
+    def lap(self) -> dict[str, float]:
+        seconds = self.seconds
+        self.seconds = dict.fromkeys(seconds, 0.0)
         return seconds
 
 
@@ -263,16 +268,17 @@ def time_stream(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict
     ``VideoDecoder`` with the sender's default settings: one key frame, then predicted
     frames, sliced), split by frame kind; sender = colour conversion to the packed wire
     message, receiver = validation to the RGB picture. ``*_transforms`` is the analysis or
-    synthesis transform alone, ``*_coding`` the rest (entropy coding, predicted-frame
-    decisions, packing), and ``coding_share_pct`` the rest's share of sender + receiver
-    medians: an upper bound on the entropy coding's share."""
+    synthesis transform alone, ``sender_convert`` the frame-to-tensor conversion, and
+    ``*_coding`` the rest (entropy coding, predicted-frame decisions, wire packing);
+    ``coding_share_pct`` is the rest's share of the sender + receiver medians, an upper
+    bound on the entropy coding's share."""
     encoder, decoder = VideoEncoder(codec), VideoDecoder(codec)
-    names = ("sender_total", "receiver_total", "sender_transforms", "receiver_transforms")
-    names += ("sender_coding", "receiver_coding")
+    names = ("sender_total", "receiver_total", "sender_convert", "sender_transforms")
+    names += ("receiver_transforms", "sender_coding", "receiver_coding")
     times: dict[str, dict[str, list[float]]] = {
         kind: {name: [] for name in names} for kind in ("key", "inter")
     }
-    with _TransformClock(codec) as clock:
+    with _StageClock(codec) as clock:
         for seq, bgr in enumerate(frames):
             t0 = time.perf_counter()
             coded = encoder.encode(bgr, level, "bgr")
@@ -280,17 +286,18 @@ def time_stream(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict
                 wire.FrameMessage.of("bench", seq, 0, codec.model_hash, coded)
             )
             t1 = time.perf_counter()
-            sender_transforms = clock.lap()
+            sender = clock.lap()
             decoder.decode(wire.decode(parts), seq)
             t2 = time.perf_counter()
-            receiver_transforms = clock.lap()
+            receiver = clock.lap()
             entry = times[coded.kind]
             entry["sender_total"].append(t1 - t0)
             entry["receiver_total"].append(t2 - t1)
-            entry["sender_transforms"].append(sender_transforms)
-            entry["receiver_transforms"].append(receiver_transforms)
-            entry["sender_coding"].append(t1 - t0 - sender_transforms)
-            entry["receiver_coding"].append(t2 - t1 - receiver_transforms)
+            entry["sender_convert"].append(sender["convert"])
+            entry["sender_transforms"].append(sender["transforms"])
+            entry["receiver_transforms"].append(receiver["transforms"])
+            entry["sender_coding"].append(t1 - t0 - sender["transforms"] - sender["convert"])
+            entry["receiver_coding"].append(t2 - t1 - receiver["transforms"])
     result: dict = {}
     for kind, entry in times.items():
         if not entry["sender_total"]:
