@@ -114,19 +114,31 @@ class GroupedCoder:
         """Push ``values`` (any integer dtype) with row assignment ``rows`` (same size) onto
         the ANS stack ``coder``; the decoder pops them with ``decode_from``."""
         self.check_level(level)
-        values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
+        values = np.clip(values.ravel(), -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
         order, present, counts = self._groups(rows.ravel())
         if order is not None:
-            symbols = symbols[order]
-        escapes = values[escaped] if order is None else values[order][escaped[order]]
-        if escapes.size:
-            codes = _zigzag(escapes)
+            values = values[order]
+        offsets, lengths = self._offsets[level], self._lengths[level]
+        segments, escapes = [], []
+        start = 0
+        # Per row, on its contiguous run of values: no per-symbol gathers of table data.
+        for row, count in zip(present.tolist(), counts.tolist(), strict=True):
+            run = values[start : start + count]
+            symbols = run - offsets[row]
+            # One unsigned comparison catches both symbol < 0 and symbol >= length.
+            escaped = symbols.view(np.uint32) >= np.uint32(lengths[row])
+            if escaped.any():
+                escapes.append(run[escaped])
+                symbols[escaped] = lengths[row]
+            segments.append((row, symbols))
+            start += count
+        if escapes:
+            codes = _zigzag(np.concatenate(escapes))
             halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
             coder.encode_reverse(halves.astype(np.int32), self._uniform)
         models = self._models[level]
-        ends = np.cumsum(counts)
-        for row, end, count in zip(present[::-1], ends[::-1], counts[::-1], strict=True):
-            coder.encode_reverse(symbols[end - count : end], models[int(row)])
+        for row, symbols in reversed(segments):
+            coder.encode_reverse(symbols, models[row])
 
     def decode_from(self, decoder, rows: np.ndarray, level: int) -> np.ndarray:
         """Pop values for the row assignment ``rows``; returns ``int64`` of ``rows.shape``."""
@@ -134,19 +146,22 @@ class GroupedCoder:
         flat_rows = rows.ravel()
         order, present, counts = self._groups(flat_rows)
         models = self._models[level]
-        symbols = np.empty(flat_rows.size, dtype=np.int64)
+        offsets, lengths = self._offsets[level], self._lengths[level]
+        values = np.empty(flat_rows.size, dtype=np.int64)
+        escaped = []
         start = 0
-        for row, count in zip(present, counts, strict=True):
-            symbols[start : start + count] = decoder.decode(models[int(row)], int(count))
+        for row, count in zip(present.tolist(), counts.tolist(), strict=True):
+            symbols = decoder.decode(models[row], count)
+            np.add(symbols, offsets[row], out=values[start : start + count])
+            hits = np.flatnonzero(symbols == lengths[row])
+            if hits.size:
+                escaped.append(hits + start)
             start += count
-        sorted_rows = flat_rows if order is None else flat_rows[order]
-        escaped = symbols == self._lengths[level][sorted_rows]
-        values = symbols + self._offsets[level][sorted_rows]
-        n_escapes = int(escaped.sum())
-        if n_escapes:
-            halves = decoder.decode(self._uniform, 2 * n_escapes).astype(np.uint64)
+        if escaped:
+            positions = np.concatenate(escaped)
+            halves = decoder.decode(self._uniform, 2 * positions.size).astype(np.uint64)
             codes = (halves[0::2] << 16) | halves[1::2]
-            values[escaped] = _unzigzag(codes)
+            values[positions] = _unzigzag(codes)
         if order is not None:
             out = np.empty_like(values)
             out[order] = values
