@@ -42,6 +42,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "sparse.safetensors",
         "689c5abedd30a1a62e90603f61a8343d50d4b0dca3e8cb5b609d47851589e7d3",  # pin:sparse
     ),
+    "hyperprior": (
+        "hyperprior.safetensors",
+        "4f4035fc51b9eed1d1b8e87858b6e0dddd61ea24306f6a1aeded3d60de0c8914",  # pin:hyperprior
+    ),
     "denoise": (
         "denoise.safetensors",
         "6d446ad90e29a0a9bbca87bcf057c326b3225da804d32a8537b3b6457bf3eae8",  # pin:denoise
