@@ -59,14 +59,21 @@ def natural_like_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def write_images(
+    folder: Path, count: int, height: int, width: int, name: str = "img_{i}.png"
+) -> Path:
+    """``count`` PNG files of ``natural_like_image`` (seeds 0..count-1) in ``folder``
+    (created), named by ``name.format(i=seed)``; returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        rgb = natural_like_image(height, width, seed=i)
+        cv2.imwrite(str(folder / name.format(i=i)), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in range(6):
-        rgb = natural_like_image(144, 176, seed=i)
-        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return folder
+    return write_images(tmp_path / "images", 6, 144, 176, "frame_{i:03d}.png")
 
 
 @pytest.fixture(scope="session")

@@ -12,17 +12,12 @@ from benchmarks.denoise import SEED, add_noise, compare, nlm, psnr_at
 from shared import wire
 from shared.codec import CompressedFrame, ImageCodec
 from shared.metrics import psnr
-from tests.conftest import make_model_file, natural_like_image
+from tests.conftest import make_model_file, write_images
 
 
 @pytest.fixture
 def folder(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(2):
-        rgb = natural_like_image(64, 80, seed=i)
-        cv2.imwrite(str(images / f"im{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return images
+    return write_images(tmp_path / "images", 2, 64, 80, "im{i}.png")
 
 
 def test_denoise_benchmark_outputs_and_real_bits(tmp_path, folder, tiny_model_path, capsys):

@@ -11,17 +11,12 @@ from benchmarks.rd import run_rd
 from shared import wire
 from shared.codec import CompressedFrame, ImageCodec
 from shared.metrics import psnr
-from tests.conftest import natural_like_image
+from tests.conftest import write_images
 
 
 @pytest.fixture
 def folder(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(2):
-        rgb = natural_like_image(176, 192, seed=i)
-        cv2.imwrite(str(images / f"im{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return images
+    return write_images(tmp_path / "images", 2, 176, 192, "im{i}.png")
 
 
 def test_rd_outputs_and_real_bits(tmp_path, folder, tiny_model_path):

@@ -42,16 +42,11 @@ def test_no_samples_is_an_error():
 def test_calibration_command_runs_on_held_out_training_images(tmp_path):
     import json
 
-    import cv2
-
-    from tests.conftest import natural_like_image
+    from tests.conftest import write_images
     from training.__main__ import main
 
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for i in range(21):  # every 20th file is held out: files 0 and 20
-        image = natural_like_image(80, 96, seed=i)
-        cv2.imwrite(str(folder / f"img_{i:02d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    # every 20th file is held out: files 0 and 20
+    folder = write_images(tmp_path / "train", 21, 80, 96, "img_{i:02d}.png")
     out = tmp_path / "gate"
     args = ["inpaint-gate", "--data", str(folder), "--out", str(out), "--samples", "6"]
     assert main([*args, "--crop", "64"]) == 0

@@ -3,13 +3,12 @@ the synthesised previous frame look like what they stand for."""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from shared.models.inpaint import Inpainter
-from tests.conftest import natural_like_image
+from tests.conftest import natural_like_image, write_images
 from training.__main__ import main
 from training.inpaint import (
     InpaintTrainConfig,
@@ -22,12 +21,7 @@ from training.inpaint import (
 
 @pytest.fixture
 def train_folder(tmp_path):
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for i in range(8):
-        image = natural_like_image(80, 96, seed=i)
-        cv2.imwrite(str(folder / f"img_{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return folder
+    return write_images(tmp_path / "train", 8, 80, 96)
 
 
 def test_masks_and_previous_frame():

@@ -6,25 +6,19 @@ import json
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from shared.codec import ImageCodec
-from tests.conftest import TINY_CONFIG, natural_like_image
+from tests.conftest import TINY_CONFIG, natural_like_image, write_images
 from training.export import export
 from training.train import TrainConfig, corrupt, learning_rate, train
 
 
 @pytest.fixture
 def train_folder(tmp_path):
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for i in range(8):
-        image = natural_like_image(80, 96, seed=i)
-        cv2.imwrite(str(folder / f"img_{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return folder
+    return write_images(tmp_path / "train", 8, 80, 96)
 
 
 def small_config(data, out, steps) -> TrainConfig:
