@@ -262,14 +262,20 @@ class ImageCodec:
         """The payload of one frame: ANS words (``uint32`` little-endian) as bytes."""
         if not self.hyper:
             return self.coder.encode(latents.y, level)
+        self._check_hyper(latents, level)
+        indices = self.model.table_indices(latents.z, level, latents.y.shape[1:])
+        return self._encode_hyper(latents, indices)
+
+    def _check_hyper(self, latents: Latents, level: int) -> None:
         self.check_level(level)
-        z = latents.z
-        if z is None or z.shape != self.hyper_shape(latents.y.shape):
+        if latents.z is None or latents.z.shape != self.hyper_shape(latents.y.shape):
             raise ValueError("the hyperprior needs hyper-latents of the latents' shape")
-        indices = self.model.table_indices(z, level, latents.y.shape[1:])
+
+    def _encode_hyper(self, latents: Latents, indices: np.ndarray) -> bytes:
+        """Hyperprior payload: ``y`` with its table ``indices`` (popped last), then ``z``."""
         coder = constriction.stream.stack.AnsCoder()
-        self.coder.encode_into(coder, latents.y, indices, 0)  # popped last
-        self.z_coder.encode_into(coder, z, LatentCoder.channel_rows(z.shape), 0)
+        self.coder.encode_into(coder, latents.y, indices, 0)
+        self.z_coder.encode_into(coder, latents.z, LatentCoder.channel_rows(latents.z.shape), 0)
         return words_to_bytes(coder)
 
     def entropy_encode_bands(
@@ -281,18 +287,12 @@ class ImageCodec:
         frame's, and the prior network runs once for the frame instead of once per band."""
         if not self.hyper or not _tile_aligned(bands):
             return [self.entropy_encode(band_of(latents, a, b), level) for a, b in bands]
-        self.check_level(level)
-        if latents.z is None or latents.z.shape != self.hyper_shape(latents.y.shape):
-            raise ValueError("the hyperprior needs hyper-latents of the latents' shape")
+        self._check_hyper(latents, level)
         indices = self.model.table_indices(latents.z, level, latents.y.shape[1:])
-        payloads = []
-        for first, end in bands:
-            band = band_of(latents, first, end)
-            coder = constriction.stream.stack.AnsCoder()
-            self.coder.encode_into(coder, band.y, indices[:, first:end], 0)
-            self.z_coder.encode_into(coder, band.z, LatentCoder.channel_rows(band.z.shape), 0)
-            payloads.append(words_to_bytes(coder))
-        return payloads
+        return [
+            self._encode_hyper(band_of(latents, first, end), indices[:, first:end])
+            for first, end in bands
+        ]
 
     def information_bits(self, latents: Latents, level: int) -> float:
         """The tables' information content of ``latents`` (``sum(-log2 p)`` plus 32 bits per
@@ -414,7 +414,7 @@ class ImageCodec:
             rows = frame.slice_rows
             if rows <= 0 or -(-shape[1] // rows) != len(pieces):
                 raise CorruptPayload(f"{len(pieces)} slices do not fit {shape[1]} latent rows")
-            bands = [(r, min(r + rows, shape[1])) for r in range(0, shape[1], rows)]
+            bands = slice_bands(shape[1], rows)
             y = np.zeros(shape, dtype=np.int32)
             z = np.zeros(self.hyper_shape(shape), dtype=np.int32) if self.hyper else None
             damaged = self.entropy_decode_bands(pieces, frame.level, shape, bands, y, z)
@@ -435,3 +435,11 @@ def _tile_aligned(bands: list[tuple[int, int]]) -> bool:
     return all(first % PRIOR_TILE == 0 for first, _ in bands) and all(
         end % PRIOR_TILE == 0 for _, end in bands[:-1]
     )
+
+
+def slice_bands(latent_rows: int, slice_rows: int) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` latent row ranges of the slices; ``slice_rows = 0`` is one
+    slice for the whole frame."""
+    if slice_rows <= 0:
+        return [(0, latent_rows)]
+    return [(r, min(r + slice_rows, latent_rows)) for r in range(0, latent_rows, slice_rows)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import constriction
 import numpy as np
 
-from .codec import CompressedFrame, ImageCodec, Latents
+from .codec import CompressedFrame, ImageCodec, Latents, slice_bands
 from .entropy.coder import CorruptPayload, decode_payload, words_to_bytes
 from .frames import to_rgb
 from .inter import GainRescaler, InterCoder, QualityMap, choose_latents, quantize_key
@@ -35,14 +35,6 @@ MAX_SLICES = 64
 
 class MissingReference(ValueError):
     """A predicted frame arrived but its reference frame was not decoded here."""
-
-
-def slice_bands(latent_rows: int, slice_rows: int) -> list[tuple[int, int]]:
-    """``[(first, end), ...]`` latent row ranges of the slices; ``slice_rows = 0`` is one
-    slice for the whole frame."""
-    if slice_rows <= 0:
-        return [(0, latent_rows)]
-    return [(r, min(r + slice_rows, latent_rows)) for r in range(0, latent_rows, slice_rows)]
 
 
 @dataclass(frozen=True)

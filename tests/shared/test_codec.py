@@ -85,13 +85,13 @@ def test_band_coding_equals_coding_each_band_alone(slice_rows):
     """``entropy_encode_bands`` runs the prior once per frame when bands sit on prior-tile
     rows; its payloads must be exactly those of each band coded alone, and a missing or
     damaged band must not change what the others decode to."""
-    from shared.codec import band_of
+    from shared.codec import band_of, slice_bands
 
     codec = ImageCodec.load("realtime", "cpu")
     rgb = natural_like_image(37 * 16, 9 * 16, seed=3)  # 37 latent rows: a short last band
     latents = codec.analyze_all(rgb, 2)
     shape = latents.y.shape
-    bands = [(r, min(r + slice_rows, shape[1])) for r in range(0, shape[1], slice_rows)]
+    bands = slice_bands(shape[1], slice_rows)
     payloads = codec.entropy_encode_bands(latents, 2, bands)
     assert payloads == [codec.entropy_encode(band_of(latents, a, b), 2) for a, b in bands]
 
