@@ -118,27 +118,24 @@ class GroupedCoder:
         order, present, counts = self._groups(rows.ravel())
         if order is not None:
             values = values[order]
-        offsets, lengths = self._offsets[level], self._lengths[level]
-        segments, escapes = [], []
-        start = 0
-        # Per row, on its contiguous run of values: no per-symbol gathers of table data.
-        for row, count in zip(present.tolist(), counts.tolist(), strict=True):
-            run = values[start : start + count]
-            symbols = run - offsets[row]
-            # One unsigned comparison catches both symbol < 0 and symbol >= length.
-            escaped = symbols.view(np.uint32) >= np.uint32(lengths[row])
-            if escaped.any():
-                escapes.append(run[escaped])
-                symbols[escaped] = lengths[row]
-            segments.append((row, symbols))
-            start += count
-        if escapes:
-            codes = _zigzag(np.concatenate(escapes))
+        # In coding order the rows form contiguous runs, so each run's offset and length
+        # are spread by ``repeat`` (no per-symbol gathers of table data) and the whole
+        # frame is mapped to symbols at once; the Python loop below only calls the coder.
+        lengths = np.repeat(self._lengths[level][present], counts)
+        symbols = values - np.repeat(self._offsets[level][present], counts)
+        # One unsigned comparison catches both symbol < 0 and symbol >= length.
+        escaped = symbols.view(np.uint32) >= lengths.view(np.uint32)
+        if escaped.any():
+            codes = _zigzag(values[escaped])
             halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
             coder.encode_reverse(halves.astype(np.int32), self._uniform)
+            np.copyto(symbols, lengths, where=escaped)
         models = self._models[level]
-        for row, symbols in reversed(segments):
-            coder.encode_reverse(symbols, models[row])
+        ends = np.cumsum(counts).tolist()
+        for row, count, end in reversed(
+            list(zip(present.tolist(), counts.tolist(), ends, strict=True))
+        ):
+            coder.encode_reverse(symbols[end - count : end], models[row])
 
     def decode_from(self, decoder, rows: np.ndarray, level: int) -> np.ndarray:
         """Pop values for the row assignment ``rows``; returns ``int64`` of ``rows.shape``."""
@@ -146,19 +143,15 @@ class GroupedCoder:
         flat_rows = rows.ravel()
         order, present, counts = self._groups(flat_rows)
         models = self._models[level]
-        offsets, lengths = self._offsets[level], self._lengths[level]
-        values = np.empty(flat_rows.size, dtype=np.int64)
-        escaped = []
-        start = 0
-        for row, count in zip(present.tolist(), counts.tolist(), strict=True):
-            symbols = decoder.decode(models[row], count)
-            np.add(symbols, offsets[row], out=values[start : start + count])
-            hits = np.flatnonzero(symbols == lengths[row])
-            if hits.size:
-                escaped.append(hits + start)
-            start += count
-        if escaped:
-            positions = np.concatenate(escaped)
+        runs = [
+            decoder.decode(models[row], count)
+            for row, count in zip(present.tolist(), counts.tolist(), strict=True)
+        ]
+        symbols = np.concatenate(runs) if runs else np.empty(0, dtype=np.int32)
+        values = symbols.astype(np.int64)
+        values += np.repeat(self._offsets[level][present], counts)
+        positions = np.flatnonzero(symbols == np.repeat(self._lengths[level][present], counts))
+        if positions.size:
             halves = decoder.decode(self._uniform, 2 * positions.size).astype(np.uint64)
             codes = (halves[0::2] << 16) | halves[1::2]
             values[positions] = _unzigzag(codes)

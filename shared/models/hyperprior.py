@@ -35,7 +35,7 @@ from torch import nn
 from ..entropy.density import LIKELIHOOD_FLOOR, FactorizedDensity
 from ..entropy.gaussian import SCALE_COUNT, SCALE_MAX, SCALE_MIN
 from .base import DEFAULT_LAMBDAS, ConfigMixin, GainedLatentModel
-from .integer import ACT_BITS, IntegerNetwork
+from .integer import ACT_BITS, IntegerNetwork, pixel_shuffle
 from .layers import analysis_stack, conv, synthesis_stack
 from .realtime import realtime_analysis, realtime_synthesis
 
@@ -210,6 +210,8 @@ class HyperpriorModel(GainedLatentModel):
         log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
         low, high = _fixed_log_scale_bounds()
         lookup = _index_of_log_scale()
+        factor = self.integer_h_s.final_shuffle
+        channel_gain = np.repeat(log_gain, factor * factor)  # PixelShuffle's channel order
         indices = np.empty((self.config.latent, height, width), dtype=np.int16)
         for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
@@ -218,13 +220,15 @@ class HyperpriorModel(GainedLatentModel):
                     for top, left, _, _ in boxes
                 ]
             )
-            # (latent, tiles, rows, cols) float64 integers: plus the level's log gain,
-            # clipped to the tables' range: exact integer arithmetic in doubles < 2**53.
-            log_scale = self.integer_h_s.run_planar(batch)
-            log_scale += log_gain[:, None, None, None]
+            # (latent * r * r, tiles, rows / r, cols / r) float64 integers before the
+            # final pixel shuffle (which only moves values, so it runs afterwards on the
+            # int16 indices): plus the level's log gain, clipped to the tables' range:
+            # exact integer arithmetic in doubles < 2**53.
+            log_scale = self.integer_h_s.run_planar(batch, final_shuffle=False)
+            log_scale += channel_gain[:, None, None, None]
             np.clip(log_scale, low, high, out=log_scale)
             log_scale -= low
-            tiles = lookup[log_scale.astype(np.intp)]
+            tiles = pixel_shuffle(lookup[log_scale.astype(np.intp)], factor)
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices

@@ -132,20 +132,28 @@ class IntegerNetwork:
         out = out.transpose(1, 0, 2, 3).astype(np.int64)
         return out if batched else out[0]
 
-    def run_planar(self, inputs: np.ndarray) -> np.ndarray:
+    @property
+    def final_shuffle(self) -> int:
+        """The factor of a ``PixelShuffle`` that ends the network, 1 when none does."""
+        return self.layers[-1][1] if self.layers and self.layers[-1][0] == "shuffle" else 1
+
+    def run_planar(self, inputs: np.ndarray, final_shuffle: bool = True) -> np.ndarray:
         """``run`` on a batch ``(N, C, H, W)``, returning the activations as ``float64``
         holding integers, in the planar layout ``(C', N, H', W')`` the layers compute in
-        (one matrix product per layer for the whole batch)."""
+        (one matrix product per layer for the whole batch). With ``final_shuffle=False``
+        a ``PixelShuffle`` that ends the network is left out (the caller applies
+        ``pixel_shuffle`` later, e.g. to a smaller dtype)."""
         limit = 2**INPUT_LIMIT_BITS
         clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
         act = clipped.astype(np.float64).transpose(1, 0, 2, 3)
-        for i, layer in enumerate(self.layers):
+        layers = self.layers if final_shuffle or self.final_shuffle == 1 else self.layers[:-1]
+        for i, layer in enumerate(layers):
             if layer[0] == "conv":
                 act = _conv_same_exact(act, layer[1].shape[2], *self._matrices[i])
             elif layer[0] == "relu":
                 act = np.maximum(act, 0.0)
             else:
-                act = _pixel_shuffle(act, layer[1])
+                act = pixel_shuffle(act, layer[1])
         return act
 
 
@@ -183,7 +191,7 @@ def _conv_same_exact(
     return out.reshape(weight.shape[0], batch, height, width)
 
 
-def _pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
+def pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
     """``torch.nn.PixelShuffle`` on ``(C * r * r, N, H, W)`` -> ``(C, N, H * r, W * r)``."""
     channels, batch, height, width = act.shape
     out_channels = channels // (factor * factor)
