@@ -318,7 +318,7 @@ class ImageCodec:
             return self.coder.decode_from(decoder, indices, 0), z
 
         y, z = decode_payload(payload, pop)
-        return Latents(y.astype(np.int32), z.astype(np.int32))
+        return Latents(y, z)
 
     def entropy_decode_bands(
         self,

@@ -138,7 +138,9 @@ class GroupedCoder:
             coder.encode_reverse(symbols[end - count : end], models[row])
 
     def decode_from(self, decoder, rows: np.ndarray, level: int) -> np.ndarray:
-        """Pop values for the row assignment ``rows``; returns ``int64`` of ``rows.shape``."""
+        """Pop values for the row assignment ``rows``; returns ``int32`` of ``rows.shape``.
+        Raises ``CorruptPayload`` for an escaped value outside ``[-LATENT_LIMIT,
+        LATENT_LIMIT]``, which no encoder writes."""
         self.check_level(level)
         flat_rows = rows.ravel()
         order, present, counts = self._groups(flat_rows)
@@ -148,13 +150,14 @@ class GroupedCoder:
             for row, count in zip(present.tolist(), counts.tolist(), strict=True)
         ]
         symbols = np.concatenate(runs) if runs else np.empty(0, dtype=np.int32)
-        values = symbols.astype(np.int64)
-        values += np.repeat(self._offsets[level][present], counts)
+        values = symbols + np.repeat(self._offsets[level][present], counts)
         positions = np.flatnonzero(symbols == np.repeat(self._lengths[level][present], counts))
         if positions.size:
             halves = decoder.decode(self._uniform, 2 * positions.size).astype(np.uint64)
-            codes = (halves[0::2] << 16) | halves[1::2]
-            values[positions] = _unzigzag(codes)
+            escaped = _unzigzag((halves[0::2] << 16) | halves[1::2])
+            if np.abs(escaped).max() > LATENT_LIMIT:
+                raise CorruptPayload("escaped value outside the latent range")
+            values[positions] = escaped
         if order is not None:
             out = np.empty_like(values)
             out[order] = values
@@ -230,5 +233,4 @@ class LatentCoder(GroupedCoder):
         """
         self._check(level, shape[0])
         rows = self.channel_rows(shape)
-        values = decode_payload(data, lambda decoder: self.decode_from(decoder, rows, level))
-        return values.astype(np.int32)
+        return decode_payload(data, lambda decoder: self.decode_from(decoder, rows, level))

@@ -208,10 +208,11 @@ class HyperpriorModel(GainedLatentModel):
             z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
             groups.setdefault(z_shape, []).append((top, left, bottom, right))
         log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
-        low, high = _fixed_log_scale_bounds()
+        low, _ = _fixed_log_scale_bounds()
         lookup = _index_of_log_scale()
         factor = self.integer_h_s.final_shuffle
-        channel_gain = np.repeat(log_gain, factor * factor)  # PixelShuffle's channel order
+        # In PixelShuffle's channel order, and relative to the lookup's first entry.
+        channel_gain = np.repeat(log_gain, factor * factor) - low
         indices = np.empty((self.config.latent, height, width), dtype=np.int16)
         for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
@@ -222,13 +223,11 @@ class HyperpriorModel(GainedLatentModel):
             )
             # (latent * r * r, tiles, rows / r, cols / r) float64 integers before the
             # final pixel shuffle (which only moves values, so it runs afterwards on the
-            # int16 indices): plus the level's log gain, clipped to the tables' range:
-            # exact integer arithmetic in doubles < 2**53.
+            # int16 indices), plus the level's log gain: exact integer arithmetic in
+            # doubles < 2**53. The lookup's mode="clip" clips to the tables' range.
             log_scale = self.integer_h_s.run_planar(batch, final_shuffle=False)
             log_scale += channel_gain[:, None, None, None]
-            np.clip(log_scale, low, high, out=log_scale)
-            log_scale -= low
-            tiles = pixel_shuffle(lookup[log_scale.astype(np.intp)], factor)
+            tiles = pixel_shuffle(np.take(lookup, log_scale.astype(np.intp), mode="clip"), factor)
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices

@@ -151,7 +151,7 @@ class IntegerNetwork:
             if layer[0] == "conv":
                 act = _conv_same_exact(act, layer[1].shape[2], *self._matrices[i])
             elif layer[0] == "relu":
-                act = np.maximum(act, 0.0)
+                act = np.maximum(act, 0.0, out=act)  # act is this method's own array
             else:
                 act = pixel_shuffle(act, layer[1])
         return act
@@ -172,23 +172,35 @@ def _conv_same_exact(
             f"integer convolution expects {weight.shape[1] // kernel**2} channels, got {channels}"
         )
     if kernel == 1:
-        columns = act.reshape(channels, -1)
+        columns = np.ascontiguousarray(act.reshape(channels, -1))
     else:
-        pad = kernel // 2
-        padded = np.pad(act, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), (2, 3))
-        # (C, N, H, W, k, k) -> (C, k, k, N, H, W): the weight's (C_in, k, k) order.
-        columns = windows.transpose(0, 4, 5, 1, 2, 3).reshape(weight.shape[1], -1)
+        columns = _im2col(act, kernel).reshape(weight.shape[1], -1)
     # The product runs in PyTorch, whose thread count the codec sets (NumPy's BLAS would
-    # start threads of its own).
+    # start threads of its own); the rescaling is in place (multiplying by 2**-WEIGHT_BITS
+    # is exact, as is the floor).
     with torch.inference_mode():
-        acc = torch.addmm(
-            bias, weight, torch.from_numpy(np.require(columns, requirements="CW"))
-        ).numpy()
-    out = np.floor(acc / 2**WEIGHT_BITS)  # exact: division by a power of two
-    limit = float(2**ACT_LIMIT_BITS)
-    np.clip(out, -limit, limit, out=out)
-    return out.reshape(weight.shape[0], batch, height, width)
+        acc = torch.addmm(bias, weight, torch.from_numpy(columns))
+        limit = float(2**ACT_LIMIT_BITS)
+        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(-limit, limit)
+    return acc.numpy().reshape(weight.shape[0], batch, height, width)
+
+
+def _im2col(act: np.ndarray, kernel: int) -> np.ndarray:
+    """``(C, k, k, N, H, W)`` windows of a "same" (zero-padded) convolution over ``(C, N,
+    H, W)``: one shifted copy per kernel offset (faster than padding and a strided view for
+    the small prior tiles), values copied exactly."""
+    channels, batch, height, width = act.shape
+    pad = kernel // 2
+    columns = np.zeros((channels, kernel, kernel, batch, height, width))
+    for dy in range(kernel):
+        # Output row y reads input row y + dy - pad; rows outside the input stay zero.
+        top, bottom = max(0, pad - dy), min(height, height + pad - dy)
+        for dx in range(kernel):
+            left, right = max(0, pad - dx), min(width, width + pad - dx)
+            columns[:, dy, dx, :, top:bottom, left:right] = act[
+                :, :, top + dy - pad : bottom + dy - pad, left + dx - pad : right + dx - pad
+            ]
+    return columns
 
 
 def pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:

@@ -109,3 +109,20 @@ def test_a_payload_ending_in_a_zero_word_is_a_corrupt_payload():
 
     with pytest.raises(CorruptPayload):
         bytes_to_decoder(b"\x01\x00\x00\x00" + bytes(4))
+
+
+def test_an_escaped_value_outside_the_latent_range_is_a_corrupt_payload(coder):
+    """No encoder writes an escape beyond LATENT_LIMIT (values are clamped first); a
+    payload that holds one (here zig-zag code 2**32 - 1, i.e. -2**31) is refused."""
+    import constriction
+
+    from shared.entropy.coder import words_to_bytes
+
+    ans = constriction.stream.stack.AnsCoder()
+    ans.encode_reverse(np.array([0xFFFF, 0xFFFF], dtype=np.int32), coder._uniform)
+    for channel in (4, 3, 2, 1):  # value 0 in channels 1-4, popped after channel 0's
+        ans.encode_reverse(np.array([12], dtype=np.int32), coder._models[0][channel])
+    escape = np.full(1, coder.tables.lengths[0, 0], dtype=np.int32)
+    ans.encode_reverse(escape, coder._models[0][0])
+    with pytest.raises(CorruptPayload, match="outside the latent range"):
+        coder.decode(words_to_bytes(ans), 0, (5, 1, 1))

@@ -63,13 +63,15 @@ def test_batched_integer_network_equals_each_item_alone(model):
         np.testing.assert_array_equal(got, reference_run(model.integer_h_s, item))
 
 
-def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model):
+@pytest.mark.parametrize("spread", [30, 3000])
+def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model, spread):
     """Against a plain restatement: each 8x8 tile from its own hyper-latents through the
     int64 reference network, plus the level's log gain, clipped, and rounded to one of
-    SCALE_COUNT steps with integer division."""
+    SCALE_COUNT steps with integer division. The wide spread drives log scales past both
+    ends of the tables' range."""
     from shared.models.hyperprior import _fixed_log_scale_bounds, prior_tiles
 
-    z = np.random.default_rng(4).integers(-30, 31, size=(12, 5, 6))
+    z = np.random.default_rng(4).integers(-spread, spread + 1, size=(12, 5, 6))
     height, width = 19, 22  # edge tiles of 3 rows and 6 columns
     level = 1
     low, high = _fixed_log_scale_bounds()
@@ -82,6 +84,8 @@ def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model):
         index = ((log_scale - low) * (SCALE_COUNT - 1) + (high - low) // 2) // (high - low)
         expected[:, top:bottom, left:right] = index
     np.testing.assert_array_equal(model.table_indices(z, level, (height, width)), expected)
+    if spread > 100:
+        assert expected.min() == 0 and expected.max() == SCALE_COUNT - 1
 
 
 def test_integer_network_follows_the_float_network(model):
