@@ -89,14 +89,19 @@ class GroupedCoder:
 
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Coding order (a stable sort by row; ``None`` when already sorted), the rows
-        present and their counts. O(n): a bincount and a radix sort of 16-bit rows."""
+        present (ascending) and their counts: a radix sort of 16-bit rows, then the run
+        boundaries of the sorted rows."""
         rows = rows.astype(np.int16, copy=False)  # table rows: far fewer than 2**15
-        counts = np.bincount(rows, minlength=self.tables.channels)
-        present = np.flatnonzero(counts)
         order = None
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
             order = np.argsort(rows, kind="stable")
-        return order, present, counts[present]
+            rows = rows[order]
+        starts = np.flatnonzero(rows[1:] != rows[:-1]) + 1
+        starts = np.concatenate(([0], starts)) if rows.size else starts
+        present = rows[starts].astype(np.int64)
+        if present.size and not 0 <= present[0] <= present[-1] < self.tables.channels:
+            raise ValueError("row assignment outside the tables")
+        return order, present, np.diff(np.append(starts, rows.size))
 
     def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
         """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""

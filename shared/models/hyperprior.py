@@ -227,10 +227,32 @@ class HyperpriorModel(GainedLatentModel):
             # doubles < 2**53. The lookup's mode="clip" clips to the tables' range.
             log_scale = self.integer_h_s.run_planar(batch, final_shuffle=False)
             log_scale += channel_gain[:, None, None, None]
-            tiles = pixel_shuffle(np.take(lookup, log_scale.astype(np.intp), mode="clip"), factor)
+            coded = np.take(lookup, log_scale.astype(np.intp), mode="clip")
+            if (
+                len(groups) == 1
+                and coded.shape[2] * factor == PRIOR_TILE == coded.shape[3] * factor
+            ):
+                # Every tile, full-sized, in raster order: the shuffle and the placement
+                # of the tiles are one transposed copy.
+                return _tile_grid(coded, factor, height, width)
+            tiles = pixel_shuffle(coded, factor)
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices
+
+
+def _tile_grid(coded: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
+    """``(C, height, width)`` from the raster-ordered tiles ``(C * r * r, tiles, T / r,
+    T / r)`` (``T = PRIOR_TILE``) before their final ``PixelShuffle(r)``: output
+    ``(c, y * r + i, x * r + j)`` of a tile is input ``(c * r * r + i * r + j, y, x)``."""
+    channels = coded.shape[0] // (factor * factor)
+    tile_rows, tile_cols = -(-height // PRIOR_TILE), -(-width // PRIOR_TILE)
+    side = PRIOR_TILE // factor
+    grid = coded.reshape(channels, factor, factor, tile_rows, tile_cols, side, side)
+    grid = grid.transpose(0, 3, 5, 1, 4, 6, 2).reshape(
+        channels, tile_rows * PRIOR_TILE, tile_cols * PRIOR_TILE
+    )
+    return np.ascontiguousarray(grid[:, :height, :width])
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

@@ -63,16 +63,21 @@ def test_batched_integer_network_equals_each_item_alone(model):
         np.testing.assert_array_equal(got, reference_run(model.integer_h_s, item))
 
 
-@pytest.mark.parametrize("spread", [30, 3000])
-def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model, spread):
+@pytest.mark.parametrize(
+    ("spread", "height", "width"),
+    # 19 x 22: edge tiles of 3 rows (hyper-latent crops of two shapes) and 6 columns;
+    # 14 x 22: edge tiles of 6 rows and columns (every crop 2 x 2, one batch).
+    [(30, 19, 22), (3000, 19, 22), (30, 14, 22)],
+)
+def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model, spread, height, width):
     """Against a plain restatement: each 8x8 tile from its own hyper-latents through the
     int64 reference network, plus the level's log gain, clipped, and rounded to one of
     SCALE_COUNT steps with integer division. The wide spread drives log scales past both
     ends of the tables' range."""
     from shared.models.hyperprior import _fixed_log_scale_bounds, prior_tiles
 
-    z = np.random.default_rng(4).integers(-spread, spread + 1, size=(12, 5, 6))
-    height, width = 19, 22  # edge tiles of 3 rows and 6 columns
+    shape = (12, -(-height // 4), -(-width // 4))
+    z = np.random.default_rng(4).integers(-spread, spread + 1, size=shape)
     level = 1
     low, high = _fixed_log_scale_bounds()
     gain = np.round(model.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
