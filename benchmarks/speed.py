@@ -81,7 +81,7 @@ def time_ours(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
     """Per-stage timings of sender and receiver over ``frames`` (BGR), one frame at a time."""
     stages: dict[str, list[float]] = {name: [] for name in SENDER_STAGES + RECEIVER_STAGES}
     stages["sender_total"], stages["receiver_total"] = [], []
-    payload_bytes = []
+    payload_bytes, prior_network = [], []
     height, width = frames[0].shape[:2]
     shape = codec.latent_shape(height, width)
     for index, bgr in enumerate([frames[0], *frames]):  # the first pass warms up
@@ -105,6 +105,9 @@ def time_ours(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
         t7 = time.perf_counter()
         codec.synthesize(decoded.y, message.level, message.height, message.width)
         t8 = time.perf_counter()
+        if codec.hyper:  # profile: the prior network alone, which each end runs once
+            codec.model.table_indices(decoded.z, message.level, shape[1:])
+            prior_network.append(time.perf_counter() - t8)
         if index == 0:
             continue
         marks = (t0, t1, t2, t3, t4, t5)
@@ -120,9 +123,13 @@ def time_ours(codec: ImageCodec, frames: list[np.ndarray], level: int) -> dict:
     result["bpp_mean"] = 8 * statistics.fmean(payload_bytes) / (height * width)
     sender_median = result["sender_total"]["median_ms"]
     coding = result["entropy_encode"]["median_ms"] + result["entropy_decode"]["median_ms"]
-    result["entropy_coding_share_pct"] = (
-        100 * coding / (sender_median + result["receiver_total"]["median_ms"])
-    )
+    total = sender_median + result["receiver_total"]["median_ms"]
+    result["entropy_coding_share_pct"] = 100 * coding / total
+    if prior_network:
+        # Part of entropy_encode and of entropy_decode (timed again on its own here).
+        result["prior_network"] = _summary(prior_network[1:])
+        coder = coding - 2 * result["prior_network"]["median_ms"]
+        result["coder_without_prior_network_share_pct"] = 100 * coder / total
     return result
 
 
@@ -371,7 +378,14 @@ def print_table(label: str, entry: dict) -> None:
         for stage in SENDER_STAGES + ("sender_total",) + RECEIVER_STAGES + ("receiver_total",):
             row = ours[stage]
             print(f"    {stage:<18}{row['median_ms']:>8.2f}{row['p95_ms']:>8.2f}")
-        print(f"    entropy coding share of the time: {ours['entropy_coding_share_pct']:.1f}%")
+        share = f"    entropy coding share of the time: {ours['entropy_coding_share_pct']:.1f}%"
+        if "prior_network" in ours:
+            share += (
+                f" (of which the integer prior network, once per end, "
+                f"{ours['prior_network']['median_ms']:.2f} ms each; the coder alone "
+                f"{ours['coder_without_prior_network_share_pct']:.1f}%)"
+            )
+        print(share)
         inter = result["ours_stream"].get("inter", {})
         if inter:
             print(

@@ -27,6 +27,17 @@ def test_time_ours_reports_every_stage_and_consistent_totals(frames, tiny_model_
     expected_bytes = np.mean([len(codec.compress(f, 1, "bgr").payload) for f in frames])
     assert result["bpp_mean"] == pytest.approx(8 * expected_bytes / (96 * 128))
     assert 0 < result["entropy_coding_share_pct"] < 100
+    assert "prior_network" not in result  # a factorized prior has none
+
+
+def test_time_ours_profiles_the_prior_network_of_a_hyperprior_model(frames):
+    codec = ImageCodec.load("realtime", "cpu", "fp32")
+    result = time_ours(codec, frames, 1)
+    # The prior network runs inside entropy decoding; timed again alone it cannot take
+    # longer than the slowest decode, and the coder's share is the rest.
+    assert 0 < result["prior_network"]["median_ms"] <= result["entropy_decode"]["p95_ms"]
+    assert 0 < result["coder_without_prior_network_share_pct"]
+    assert result["coder_without_prior_network_share_pct"] < result["entropy_coding_share_pct"]
 
 
 def test_peers_really_code(frames):
