@@ -33,6 +33,7 @@ from .modelfile import ModelFile, ModelFileError, load_model_file
 from .models.hyperprior import PRIOR_TILE, HyperpriorModel
 from .models.integer import IntegerNetwork
 from .registry import build_model, resolve_model_path
+from .wire import cut_payload
 
 #: Parameters that only training uses; model files do not carry them.
 TRAINING_ONLY_PREFIXES = ("density.", "h_s.")
@@ -80,14 +81,12 @@ class CompressedFrame:
     slice_bytes: tuple[int, ...] = ()
 
     def slices(self) -> list[bytes]:
-        """The payload cut into its slices."""
-        if not self.slice_bytes:
-            return [self.payload]
-        if sum(self.slice_bytes) != len(self.payload):
-            raise CorruptPayload("slice lengths do not add up to the payload")
-        ends = np.cumsum(self.slice_bytes)
-        pairs = zip(self.slice_bytes, ends, strict=True)
-        return [self.payload[end - size : end] for size, end in pairs]
+        """The payload cut into its slices (``CorruptPayload`` when their lengths do not
+        add up to it)."""
+        try:
+            return cut_payload(self.payload, self.slice_bytes)
+        except ValueError as error:
+            raise CorruptPayload(str(error)) from error
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

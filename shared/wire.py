@@ -98,9 +98,18 @@ class FrameMessage:
 
     def slices(self) -> list[bytes]:
         """The payload cut into its slices."""
-        sizes = self.slice_bytes or (len(self.payload),)
-        ends = itertools.accumulate(sizes)
-        return [self.payload[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+        return cut_payload(self.payload, self.slice_bytes)
+
+
+def cut_payload(payload: bytes, sizes: tuple[int, ...]) -> list[bytes]:
+    """``payload`` cut into consecutive pieces of ``sizes`` bytes (no sizes: the whole
+    payload as one piece). Raises ``ValueError`` when the sizes do not add up to its
+    length."""
+    sizes = sizes or (len(payload),)
+    if sum(sizes) != len(payload):
+        raise ValueError("slice lengths do not add up to the payload")
+    ends = itertools.accumulate(sizes)
+    return [payload[end - size : end] for size, end in zip(sizes, ends, strict=True)]
 
 
 @dataclass(frozen=True)
