@@ -72,21 +72,6 @@ class GroupedCoder:
         if not 0 <= level < self.tables.levels:
             raise ValueError(f"quality level {level} outside 0..{self.tables.levels - 1}")
 
-    def _symbols(self, values: np.ndarray, rows: np.ndarray, level: int):
-        """``(values, symbols, escaped)``: the values clamped to ``LATENT_LIMIT`` (``int32``),
-        their table symbols (``int32``; the escape index ``length`` outside the support)
-        and the escape mask."""
-        if values.dtype != np.int32:
-            values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
-        else:
-            values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT)
-        lengths = self._lengths[level][rows]
-        symbols = values - self._offsets[level][rows]
-        # One unsigned comparison catches both symbol < 0 and symbol >= length.
-        escaped = symbols.view(np.uint32) >= lengths.view(np.uint32)
-        np.copyto(symbols, lengths, where=escaped)
-        return values, symbols, escaped
-
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Coding order (a stable sort by row; ``None`` when already sorted), the rows
         present (ascending) and their counts: a radix sort of 16-bit rows, then the run
@@ -103,21 +88,11 @@ class GroupedCoder:
             raise ValueError("row assignment outside the tables")
         return order, present, np.diff(np.append(starts, rows.size))
 
-    def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
-        """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""
-        self.check_level(level)
-        values, symbols, escaped = self._symbols(values.ravel(), rows.ravel(), level)
-        rows = rows.ravel()
-        bits = 32.0 * int(escaped.sum())
-        for row in np.unique(rows):
-            table = self.tables.row(level, int(row))
-            chosen = symbols[rows == row]
-            bits += float(-np.log2(table[chosen] / table.sum()).sum())
-        return bits
-
-    def encode_into(self, coder, values: np.ndarray, rows: np.ndarray, level: int) -> None:
-        """Push ``values`` (any integer dtype) with row assignment ``rows`` (same size) onto
-        the ANS stack ``coder``; the decoder pops them with ``decode_from``."""
+    def _coding_runs(self, values: np.ndarray, rows: np.ndarray, level: int):
+        """``(values, symbols, escaped, present, counts)`` in coding order: the values
+        clamped to ``LATENT_LIMIT`` (``int32``), sorted by row (stable); their table
+        symbols (``int32``; the escape index ``length`` outside the support); the escape
+        mask; the rows present (ascending) and how many values each codes."""
         self.check_level(level)
         values = np.clip(values.ravel(), -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
         order, present, counts = self._groups(rows.ravel())
@@ -125,16 +100,33 @@ class GroupedCoder:
             values = values[order]
         # In coding order the rows form contiguous runs, so each run's offset and length
         # are spread by ``repeat`` (no per-symbol gathers of table data) and the whole
-        # frame is mapped to symbols at once; the Python loop below only calls the coder.
+        # set is mapped to symbols at once.
         lengths = np.repeat(self._lengths[level][present], counts)
         symbols = values - np.repeat(self._offsets[level][present], counts)
         # One unsigned comparison catches both symbol < 0 and symbol >= length.
         escaped = symbols.view(np.uint32) >= lengths.view(np.uint32)
+        np.copyto(symbols, lengths, where=escaped)
+        return values, symbols, escaped, present, counts
+
+    def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
+        """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""
+        _, symbols, escaped, present, counts = self._coding_runs(values, rows, level)
+        bits = 32.0 * int(escaped.sum())
+        ends = np.cumsum(counts).tolist()
+        for row, count, end in zip(present.tolist(), counts.tolist(), ends, strict=True):
+            table = self.tables.row(level, row)
+            bits += float(-np.log2(table[symbols[end - count : end]] / table.sum()).sum())
+        return bits
+
+    def encode_into(self, coder, values: np.ndarray, rows: np.ndarray, level: int) -> None:
+        """Push ``values`` (any integer dtype) with row assignment ``rows`` (same size) onto
+        the ANS stack ``coder``; the decoder pops them with ``decode_from``."""
+        values, symbols, escaped, present, counts = self._coding_runs(values, rows, level)
         if escaped.any():
             codes = _zigzag(values[escaped])
             halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
             coder.encode_reverse(halves.astype(np.int32), self._uniform)
-            np.copyto(symbols, lengths, where=escaped)
+        # The Python loop only calls the coder, once per table row.
         models = self._models[level]
         ends = np.cumsum(counts).tolist()
         for row, count, end in reversed(
