@@ -45,6 +45,30 @@ def wait_until_listening(process: subprocess.Popen) -> str:
     return line
 
 
+def sample_sender_args(address: str, model, size: str, duration: float, *extra: str):
+    """A quiet one-thread sender of the embedded sample clip at 20 fps."""
+    return [
+        *("--bind", address, "--source", "sample", "--size", size, "--fps", "20"),
+        *("--duration", str(duration), "--model", str(model), "--threads", "1", "--quiet"),
+        *extra,
+    ]
+
+
+def receiver_args(address: str, model, out, *extra: str) -> list[str]:
+    """A quiet one-thread receiver that writes its records to ``out``."""
+    return [
+        *("--connect", address, "--model", str(model), "--threads", "1", "--quiet"),
+        *("--out", str(out), *extra),
+    ]
+
+
+def read_run(out) -> tuple[dict, list[dict]]:
+    """A receiver's ``summary.json`` and its ``frames.jsonl`` records."""
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    return summary, records
+
+
 def run_pair(tmp_path, env, sender_args, receiver_args, port=None):
     port = port or free_port()
     out = tmp_path / "rx"

@@ -16,7 +16,13 @@ from shared.modelfile import save_weights_file
 from shared.models.inpaint import Inpainter, InpaintNet
 from shared.video import VideoEncoder, VideoSettings
 from tests.conftest import natural_like_image
-from tests.test_end_to_end import free_port, start, wait_until_listening
+from tests.test_end_to_end import (
+    free_port,
+    receiver_args,
+    sample_sender_args,
+    start,
+    wait_until_listening,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,47 +154,29 @@ def test_sender_drop_slices_reach_a_real_receiver(
     tmp_path, tiny_model_path, inpaint_model_path, subprocess_env
 ):
     address = f"tcp://127.0.0.1:{free_port()}"
-    model = ["--model", str(tiny_model_path), "--threads", "1", "--quiet"]
     receiver = start(
         "receiver",
-        [
-            "--connect",
+        receiver_args(
             address,
-            *model,
-            "--idle-timeout",
-            "30",
-            "--out",
-            str(tmp_path / "rx"),
-            "--conceal",
-            "inpaint",
-            "--inpaint-model",
-            str(inpaint_model_path),
-        ],
+            tiny_model_path,
+            tmp_path / "rx",
+            *("--idle-timeout", "30", "--conceal", "inpaint"),
+            *("--inpaint-model", str(inpaint_model_path)),
+        ),
         subprocess_env,
     )
     line = wait_until_listening(receiver)
     assert "concealment inpaint" in line
     sender = start(
         "sender",
-        [
-            "--bind",
+        sample_sender_args(
             address,
-            "--source",
-            "sample",
-            "--size",
+            tiny_model_path,
             "176x144",
-            "--fps",
-            "20",
-            "--duration",
-            "4",
-            "--slice-rows",
-            "4",
-            "--drop-slices",
-            "0.2",
-            "--stats-json",
-            str(tmp_path / "tx.json"),
-            *model,
-        ],
+            4,
+            *("--slice-rows", "4", "--drop-slices", "0.2"),
+            *("--stats-json", str(tmp_path / "tx.json")),
+        ),
         subprocess_env,
     )
     for process in (sender, receiver):

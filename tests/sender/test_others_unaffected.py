@@ -6,7 +6,13 @@ import time
 
 import zmq
 
-from tests.test_end_to_end import free_port, start, wait_until_listening
+from tests.test_end_to_end import (
+    free_port,
+    receiver_args,
+    sample_sender_args,
+    start,
+    wait_until_listening,
+)
 
 
 def test_stalled_and_leaving_receivers_do_not_affect_a_healthy_one(
@@ -24,42 +30,13 @@ def test_stalled_and_leaving_receivers_do_not_affect_a_healthy_one(
     leaving.connect(address)
     healthy = start(
         "receiver",
-        [
-            "--connect",
-            address,
-            "--model",
-            str(tiny_model_path),
-            "--threads",
-            "1",
-            "--idle-timeout",
-            "30",
-            "--out",
-            str(tmp_path / "rx"),
-            "--quiet",
-        ],
+        receiver_args(address, tiny_model_path, tmp_path / "rx", "--idle-timeout", "30"),
         subprocess_env,
     )
     wait_until_listening(healthy)
     sender = start(
         "sender",
-        [
-            "--bind",
-            address,
-            "--source",
-            "sample",
-            "--size",
-            "320x240",
-            "--fps",
-            "20",
-            "--loop",
-            "--duration",
-            "8",
-            "--model",
-            str(tiny_model_path),
-            "--threads",
-            "1",
-            "--quiet",
-        ],
+        sample_sender_args(address, tiny_model_path, "320x240", 8, "--loop"),
         subprocess_env,
     )
     try:
