@@ -202,120 +202,129 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             parser.error(problem)
     try:
-        if args.command == "stream":
-            return _stream(args)
-        if args.command == "rate":
+        if args.command in _TORCH_THREADS:
             import torch
 
-            from .rate import DEFAULT_CLIPS as RATE_CLIPS
-            from .rate import run_rate
-
-            torch.set_num_threads(args.threads)
-            if any(target <= 0 for target in args.rate_kbps):
-                raise ValueError("--rate-kbps must be positive")
-            patterns = tuple(args.clips) if args.clips else RATE_CLIPS
-            run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, 2.0, patterns)
-            return 0
-        if args.command == "roi":
-            import dataclasses
-
-            import torch
-
-            from shared.roi import RoiSettings
-
-            from .roi import DEFAULT_CLIPS as ROI_CLIPS
-            from .roi import run_roi
-
-            torch.set_num_threads(args.threads)
-            strengths = {
-                "key_deadzone": args.key_deadzone,
-                "deadzone": args.deadzone,
-                "skip_l1": args.skip_l1,
-            }
-            settings = dataclasses.replace(
-                RoiSettings(), **{k: v for k, v in strengths.items() if v is not None}
-            )
-            patterns = tuple(args.clips) if args.clips else ROI_CLIPS
-            run_roi(args.videos, args.out, args.model, args.frames, args.levels, patterns, settings)
-            return 0
-        if args.command == "inpaint-example":
-            import torch
-
-            from .inpaint_example import run_example
-
-            torch.set_num_threads(1)
-
-            run_example(args.image, args.out, args.text, args.inpaint_model)
-            return 0
-        if args.command == "conceal":
-            import torch
-
-            from .conceal import DEFAULT_CLIPS as CONCEAL_CLIPS
-            from .conceal import run_conceal
-
-            torch.set_num_threads(args.threads)
-            run_conceal(
-                args.videos,
-                args.out,
-                args.model,
-                args.frames,
-                args.quality,
-                args.inpaint_model,
-                tuple(args.clips) if args.clips else CONCEAL_CLIPS,
-                args.slice_rows,
-                args.drop,
-            )
-            return 0
-        if args.command == "video":
-            import torch
-
-            from .video import DEFAULT_CLIPS, run_video
-
-            torch.set_num_threads(args.threads)
-            patterns = tuple(args.clips) if args.clips else DEFAULT_CLIPS
-            run_video(
-                args.videos,
-                args.out,
-                args.model,
-                args.frames,
-                args.keyframe_interval,
-                args.levels,
-                patterns,
-                args.x264,
-            )
-            return 0
-        if args.command == "speed":
-            from .speed import run_speed
-
-            run_speed(args.out, args.videos, args.model, args.quality, args.precision, args.frames)
-            return 0
-        import torch
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.command == "denoise":
-            from .denoise import run_denoise, tune_nlm, tuning_images
-
-            factors = None
-            if args.tune_nlm_on:
-                factors = tune_nlm(tuning_images(args.tune_nlm_on), args.sigmas)
-            run_denoise(
-                args.images,
-                args.out,
-                args.sigmas,
-                args.regular,
-                args.denoise_model,
-                args.limit,
-                factors,
-            )
-            return 0
-        from .rd import run_rd
-
-        run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)
+            threads = 1 if args.command == "inpaint-example" else args.threads
+            if threads:  # 0: PyTorch's default
+                torch.set_num_threads(threads)
+        return _RUNNERS[args.command](args)
     except (FileNotFoundError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
         print(f"benchmarks: error: {error}", file=sys.stderr)
         return 2
+
+
+def _clips(args, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(args.clips) if args.clips else default
+
+
+def _rd(args) -> int:
+    from .rd import run_rd
+
+    run_rd(args.images, args.out, args.models, args.classic, args.limit, args.reference_rd)
     return 0
+
+
+def _speed(args) -> int:
+    from .speed import run_speed
+
+    run_speed(args.out, args.videos, args.model, args.quality, args.precision, args.frames)
+    return 0
+
+
+def _video(args) -> int:
+    from .video import DEFAULT_CLIPS, run_video
+
+    run_video(
+        args.videos,
+        args.out,
+        args.model,
+        args.frames,
+        args.keyframe_interval,
+        args.levels,
+        _clips(args, DEFAULT_CLIPS),
+        args.x264,
+    )
+    return 0
+
+
+def _rate(args) -> int:
+    from .rate import DEFAULT_CLIPS, run_rate
+
+    if any(target <= 0 for target in args.rate_kbps):
+        raise ValueError("--rate-kbps must be positive")
+    clips = _clips(args, DEFAULT_CLIPS)
+    run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, 2.0, clips)
+    return 0
+
+
+def _roi(args) -> int:
+    import dataclasses
+
+    from shared.roi import RoiSettings
+
+    from .roi import DEFAULT_CLIPS, run_roi
+
+    strengths = {"key_deadzone": args.key_deadzone, "deadzone": args.deadzone}
+    strengths["skip_l1"] = args.skip_l1
+    settings = dataclasses.replace(
+        RoiSettings(), **{k: v for k, v in strengths.items() if v is not None}
+    )
+    clips = _clips(args, DEFAULT_CLIPS)
+    run_roi(args.videos, args.out, args.model, args.frames, args.levels, clips, settings)
+    return 0
+
+
+def _conceal(args) -> int:
+    from .conceal import DEFAULT_CLIPS, run_conceal
+
+    run_conceal(
+        args.videos,
+        args.out,
+        args.model,
+        args.frames,
+        args.quality,
+        args.inpaint_model,
+        _clips(args, DEFAULT_CLIPS),
+        args.slice_rows,
+        args.drop,
+    )
+    return 0
+
+
+def _inpaint_example(args) -> int:
+    from .inpaint_example import run_example
+
+    run_example(args.image, args.out, args.text, args.inpaint_model)
+    return 0
+
+
+def _denoise(args) -> int:
+    from .denoise import run_denoise, tune_nlm, tuning_images
+
+    factors = None
+    if args.tune_nlm_on:
+        factors = tune_nlm(tuning_images(args.tune_nlm_on), args.sigmas)
+    run_denoise(
+        args.images, args.out, args.sigmas, args.regular, args.denoise_model, args.limit, factors
+    )
+    return 0
+
+
+_RUNNERS = {
+    "rd": _rd,
+    "speed": _speed,
+    "video": _video,
+    "rate": _rate,
+    "roi": _roi,
+    "stream": _stream,
+    "conceal": _conceal,
+    "inpaint-example": _inpaint_example,
+    "denoise": _denoise,
+}
+# Commands that run the codec in this process (speed sets its own thread counts; stream
+# passes --threads to the processes it starts).
+_TORCH_THREADS = {"rd", "video", "rate", "roi", "conceal", "inpaint-example", "denoise"}
 
 
 if __name__ == "__main__":

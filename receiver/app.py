@@ -373,92 +373,103 @@ def run_receiver(config: ReceiverConfig) -> dict:
         log=lambda text: print(text, file=sys.stderr, flush=True),
     )
     receiver.drop_slices = config.drop_slices
-    print(
-        f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on {codec.device}"
-        f", concealment {receiver.concealer.method}",
-        flush=True,
-    )
     started = time.monotonic()
     window_start = started
     lost_reported = 0
     first_frame_s: float | None = None
     last_message_s = started
-    with stop_on_signals() as stop, contextlib.ExitStack() as display:
-        dashboard = None
-        if config.dashboard:
-            dashboard = display.enter_context(Dashboard(f"latentcast receiver {config.connect}"))
-        try:
-            while not stop["stop"]:
-                now = time.monotonic()
-                if config.duration is not None and now - started >= config.duration:
-                    break
-                if config.frames is not None and stats.frames >= config.frames:
-                    break
-                if config.idle_timeout is not None and now - last_message_s > config.idle_timeout:
-                    print(
-                        f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    break
-                if receiver.ended and not config.keep_running:
-                    break
-                if sink is not None and sink.closed_by_user:
-                    break
-                batch = subscriber.receive_all(timeout_ms=100)
-                now = time.monotonic()
-                if batch:
-                    last_message_s = now
-                    # A receiver that falls behind synthesizes only the newest waiting frame, so
-                    # its latency stays bounded; older ones are entropy-decoded only (cheap),
-                    # since the next predicted frame refers to them.
-                    newest = max(
-                        (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
-                        default=-1,
-                    )
-                    for i, (parts, size) in enumerate(batch):
-                        decode = config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
-                        receiver.handle(parts, size, now, decode=decode)
-                    if first_frame_s is None and stats.frames:
-                        first_frame_s = now
+    # From the start line until the summary and plots are written, SIGINT and SIGTERM
+    # only stop the loop: a second one (the stream benchmark's stop, an impatient user)
+    # must not cut the records short.
+    with stop_on_signals() as stop:
+        with contextlib.ExitStack() as display:
+            print(
+                f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on "
+                f"{codec.device}, concealment {receiver.concealer.method}",
+                flush=True,
+            )
+            dashboard = None
+            if config.dashboard:
+                dashboard = display.enter_context(
+                    Dashboard(f"latentcast receiver {config.connect}")
+                )
+            try:
+                while not stop["stop"]:
+                    now = time.monotonic()
+                    if config.duration is not None and now - started >= config.duration:
+                        break
+                    if config.frames is not None and stats.frames >= config.frames:
+                        break
+                    if (
+                        config.idle_timeout is not None
+                        and now - last_message_s > config.idle_timeout
+                    ):
+                        print(
+                            f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        break
+                    if receiver.ended and not config.keep_running:
+                        break
+                    if sink is not None and sink.closed_by_user:
+                        break
+                    batch = subscriber.receive_all(timeout_ms=100)
+                    now = time.monotonic()
+                    if batch:
+                        last_message_s = now
+                        # A receiver that falls behind synthesizes only the newest waiting frame, so
+                        # its latency stays bounded; older ones are entropy-decoded only (cheap),
+                        # since the next predicted frame refers to them.
+                        newest = max(
+                            (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
+                            default=-1,
+                        )
+                        for i, (parts, size) in enumerate(batch):
+                            decode = (
+                                config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
+                            )
+                            receiver.handle(parts, size, now, decode=decode)
+                        if first_frame_s is None and stats.frames:
+                            first_frame_s = now
+                            window_start = now
+                    if first_frame_s is not None and now - window_start >= 1.0:
+                        window = stats.window(window_start, now)
+                        receiver.overlay_lines = overlay_lines(window)
+                        if feedback is not None:
+                            feedback.send(report_of(window, stats.lost - lost_reported))
+                            lost_reported = stats.lost
+                        if dashboard is not None:
+                            total = stats.total(now - first_frame_s)
+                            total["rejected_total"] = sum(stats.rejected.values())
+                            dashboard.update(window, total)
+                        elif not config.quiet:
+                            line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
+                            print(line, flush=True)
                         window_start = now
-                if first_frame_s is not None and now - window_start >= 1.0:
-                    window = stats.window(window_start, now)
-                    receiver.overlay_lines = overlay_lines(window)
-                    if feedback is not None:
-                        feedback.send(report_of(window, stats.lost - lost_reported))
-                        lost_reported = stats.lost
-                    if dashboard is not None:
-                        total = stats.total(now - first_frame_s)
-                        total["rejected_total"] = sum(stats.rejected.values())
-                        dashboard.update(window, total)
-                    elif not config.quiet:
-                        line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
-                        print(line, flush=True)
-                    window_start = now
-        finally:
-            if feedback is not None:
-                feedback.close()
-            subscriber.close()
-            if sink is not None:
-                sink.close()
-    end = time.monotonic()
-    summary = stats.total(end - (first_frame_s or end))
-    summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
-    summary |= {
-        "concealment": receiver.concealer.method,
-        "concealed_bands": receiver.concealer.bands,
-    }
-    if receiver.first_picture_s is not None:
-        waited = receiver.first_picture_s - receiver.first_frame_s
-        summary["time_to_first_picture_ms"] = round(1000 * waited, 1)
-    print(
-        format_line("receiver summary:", summary)
-        + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
-        + f"  rejected {summary['rejected'] or 0}"
-        + f"  damaged slices {summary.get('damaged_slices', 0)} ({receiver.concealer.method})",
-        flush=True,
-    )
-    if config.out:
-        write_outputs(Path(config.out), summary, stats, receiver)
+            finally:
+                if feedback is not None:
+                    feedback.close()
+                subscriber.close()
+                if sink is not None:
+                    sink.close()
+        end = time.monotonic()
+        summary = stats.total(end - (first_frame_s or end))
+        summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
+        summary |= {
+            "concealment": receiver.concealer.method,
+            "concealed_bands": receiver.concealer.bands,
+        }
+        if receiver.first_picture_s is not None:
+            waited = receiver.first_picture_s - receiver.first_frame_s
+            summary["time_to_first_picture_ms"] = round(1000 * waited, 1)
+        print(
+            format_line("receiver summary:", summary)
+            + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
+            + f"  rejected {summary['rejected'] or 0}"
+            + f"  damaged slices {summary.get('damaged_slices', 0)} ({receiver.concealer.method})",
+            flush=True,
+        )
+        if config.out:
+            write_outputs(Path(config.out), summary, stats, receiver)
     return summary

@@ -137,3 +137,37 @@ def test_damaged_frames_are_concealed_with_the_previous_picture(tiny_model_path)
     assert receiver.stats.rejected["checksum"] == 1
     assert len(shown) == 2 and (shown[1] == shown[0]).all()
     assert receiver.stats.total(1.0)["concealed_frames"] == 1
+
+
+def test_a_signal_while_the_outputs_are_written_does_not_lose_them(
+    tmp_path, tiny_model_path, monkeypatch
+):
+    """The stream benchmark stops a receiver with SIGINT; one that already left its loop
+    and is writing its summary and plots must finish them, not die of KeyboardInterrupt."""
+    import os
+    import signal
+
+    import receiver.app as app
+    from tests.test_end_to_end import free_port
+
+    write = app.write_outputs
+
+    def interrupted_write(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        write(*args)
+
+    monkeypatch.setattr(app, "write_outputs", interrupted_write)
+    config = app.ReceiverConfig(
+        connect=f"tcp://127.0.0.1:{free_port()}",
+        model=str(tiny_model_path),
+        threads=1,
+        idle_timeout=0.3,
+        feedback="off",
+        conceal="copy",
+        out=str(tmp_path / "rx"),
+        quiet=True,
+    )
+    summary = app.run_receiver(config)
+    assert summary["frames"] == 0
+    assert (tmp_path / "rx" / "summary.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
