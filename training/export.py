@@ -55,6 +55,21 @@ def export(
         for name, tensor in model.state_dict().items()
         if not name.startswith(TRAINING_ONLY_PREFIXES)
     }
+    return save_model_file(
+        out,
+        model.architecture,
+        model.config.to_dict(),
+        weights,
+        tables,
+        model_card(state, card_path),
+        extras,
+    )
+
+
+def model_card(state: dict, card_path: str | Path | None = None) -> dict:
+    """The card a model file carries: a checkpoint's step, training time (s) and settings,
+    the exporting machine, then the fields of the JSON file ``card_path`` (command, data,
+    hardware ...), which win."""
     card = {
         "checkpoint_step": int(state["step"]),
         "training_time_s": round(float(state["elapsed_s"]), 1),
@@ -63,6 +78,4 @@ def export(
     }
     if card_path:
         card |= json.loads(Path(card_path).read_text())
-    return save_model_file(
-        out, model.architecture, model.config.to_dict(), weights, tables, card, extras
-    )
+    return card

@@ -36,6 +36,7 @@ from shared.modelfile import save_weights_file
 from shared.models.inpaint import InpaintConfig, InpaintNet, network_input, smooth_fill
 
 from .data import list_images, read_rgb, split_train_validation
+from .export import model_card
 
 MAX_SHORT_SIDE = 540  # larger photos are scaled down to about video-frame scale
 
@@ -432,12 +433,5 @@ def export_inpaint(
     net = InpaintNet(InpaintConfig.from_dict(state["model_config"]))
     net.load_state_dict(state["model"])
     weights = {k: v.detach().float().numpy() for k, v in net.state_dict().items()}
-    card = {
-        "checkpoint_step": int(state["step"]),
-        "training_time_s": round(float(state["elapsed_s"]), 1),
-        "train_config": state["train_config"],
-        "exported_on": platform.node(),
-    }
-    if card_path:
-        card |= json.loads(Path(card_path).read_text())
+    card = model_card(state, card_path)
     return save_weights_file(out, InpaintNet.architecture, net.config.to_dict(), weights, card)
