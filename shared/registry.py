@@ -44,7 +44,7 @@ ZOO: dict[str, tuple[str, str]] = {
     ),
     "hyperprior": (
         "hyperprior.safetensors",
-        "4f4035fc51b9eed1d1b8e87858b6e0dddd61ea24306f6a1aeded3d60de0c8914",  # pin:hyperprior
+        "a6d62b585a148143d1f03ab1b2ca848f02e504c18b4717d37b950d8ed5d2a737",  # pin:hyperprior
     ),
     "denoise": (
         "denoise.safetensors",
