@@ -7,7 +7,7 @@ import argparse
 import signal
 import sys
 
-from shared.cli import ArgumentParser, probability, stop_on_signals
+from shared.cli import ArgumentParser, probability
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
@@ -107,19 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # SIGINT and SIGTERM stop the receiver and never raise: run_receiver finishes its loop
-    # and writes its records; one arriving after that (the stream benchmark's stop, a second
-    # Ctrl-C) changes nothing.
-    with stop_on_signals():
-        try:
-            run_receiver(ReceiverConfig(**vars(args)))
-        except (ModelFileError, ValueError, OSError, DisplayUnavailable) as error:
-            print(f"receiver: error: {error}", file=sys.stderr)
-            return 2
-        return 0
+    try:
+        run_receiver(ReceiverConfig(**vars(args)))
+    except (ModelFileError, ValueError, OSError, DisplayUnavailable) as error:
+        print(f"receiver: error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
     code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run is over: not while shutting down
+    # run_receiver handles SIGINT until its records are written; one arriving while the
+    # interpreter shuts down (the stream benchmark's stop, a second Ctrl-C) changes nothing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
