@@ -200,19 +200,33 @@ class HyperpriorModel(GainedLatentModel):
         if self.integer_h_s is None:
             raise RuntimeError("the integer hyper-synthesis is not loaded (export the model)")
         height, width = size
-        # Tiles whose hyper-latent crops have one shape run as one batch (edge tiles with
-        # fewer latent rows or columns may share a shape with full ones: the network's
-        # output is the same, only less of it is used).
-        groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
-        for top, left, bottom, right in prior_tiles(height, width):
-            z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
-            groups.setdefault(z_shape, []).append((top, left, bottom, right))
         log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
         low, _ = _fixed_log_scale_bounds()
         lookup = _index_of_log_scale()
         factor = self.integer_h_s.final_shuffle
         # In PixelShuffle's channel order, and relative to the lookup's first entry.
-        channel_gain = np.repeat(log_gain, factor * factor) - low
+        channel_gain = (np.repeat(log_gain, factor * factor) - low)[:, None, None, None]
+
+        def indices_of(log_scale: np.ndarray) -> np.ndarray:
+            """(latent, N, rows, cols) int16 indices from the network's output before its
+            final pixel shuffle (which only moves values, so it runs afterwards on the
+            int16 indices), plus the level's log gain: exact integer arithmetic in doubles
+            < 2**53. The lookup's mode="clip" clips to the tables' range."""
+            log_scale += channel_gain
+            return pixel_shuffle(np.take(lookup, log_scale.astype(np.intp), mode="clip"), factor)
+
+        z_tile = PRIOR_TILE // 4
+        if z.shape[1:] == (z_tile * -(-height // PRIOR_TILE), z_tile * -(-width // PRIOR_TILE)):
+            # Every tile's hyper-latents are a full z_tile x z_tile window (edge tiles with
+            # fewer latent rows or columns too: the network's output is the same, only less
+            # of it is used), so the windows run as one grid.
+            log_scale = self.integer_h_s.run_tiles(z, z_tile, final_shuffle=False)
+            return np.ascontiguousarray(indices_of(log_scale)[:, 0, :height, :width])
+        # Otherwise tiles whose hyper-latent crops have one shape run as one batch.
+        groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+        for top, left, bottom, right in prior_tiles(height, width):
+            z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
+            groups.setdefault(z_shape, []).append((top, left, bottom, right))
         indices = np.empty((self.config.latent, height, width), dtype=np.int16)
         for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
@@ -221,38 +235,10 @@ class HyperpriorModel(GainedLatentModel):
                     for top, left, _, _ in boxes
                 ]
             )
-            # (latent * r * r, tiles, rows / r, cols / r) float64 integers before the
-            # final pixel shuffle (which only moves values, so it runs afterwards on the
-            # int16 indices), plus the level's log gain: exact integer arithmetic in
-            # doubles < 2**53. The lookup's mode="clip" clips to the tables' range.
-            log_scale = self.integer_h_s.run_planar(batch, final_shuffle=False)
-            log_scale += channel_gain[:, None, None, None]
-            coded = np.take(lookup, log_scale.astype(np.intp), mode="clip")
-            if (
-                len(groups) == 1
-                and coded.shape[2] * factor == PRIOR_TILE == coded.shape[3] * factor
-            ):
-                # Every tile, full-sized, in raster order: the shuffle and the placement
-                # of the tiles are one transposed copy.
-                return _tile_grid(coded, factor, height, width)
-            tiles = pixel_shuffle(coded, factor)
+            tiles = indices_of(self.integer_h_s.run_planar(batch, final_shuffle=False))
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices
-
-
-def _tile_grid(coded: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
-    """``(C, height, width)`` from the raster-ordered tiles ``(C * r * r, tiles, T / r,
-    T / r)`` (``T = PRIOR_TILE``) before their final ``PixelShuffle(r)``: output
-    ``(c, y * r + i, x * r + j)`` of a tile is input ``(c * r * r + i * r + j, y, x)``."""
-    channels = coded.shape[0] // (factor * factor)
-    tile_rows, tile_cols = -(-height // PRIOR_TILE), -(-width // PRIOR_TILE)
-    side = PRIOR_TILE // factor
-    grid = coded.reshape(channels, factor, factor, tile_rows, tile_cols, side, side)
-    grid = grid.transpose(0, 3, 5, 1, 4, 6, 2).reshape(
-        channels, tile_rows * PRIOR_TILE, tile_cols * PRIOR_TILE
-    )
-    return np.ascontiguousarray(grid[:, :height, :width])
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

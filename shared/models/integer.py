@@ -64,6 +64,9 @@ class IntegerNetwork:
             for i, layer in enumerate(layers)
             if layer[0] == "conv"
         }
+        # Dense maps of convolutions over inputs smaller than their kernel, by (layer,
+        # height, width); built on first use.
+        self._small_maps: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def from_sequential(cls, module: nn.Sequential) -> IntegerNetwork:
@@ -143,18 +146,103 @@ class IntegerNetwork:
         (one matrix product per layer for the whole batch). With ``final_shuffle=False``
         a ``PixelShuffle`` that ends the network is left out (the caller applies
         ``pixel_shuffle`` later, e.g. to a smaller dtype)."""
-        limit = 2**INPUT_LIMIT_BITS
-        clipped = np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS
-        act = clipped.astype(np.float64).transpose(1, 0, 2, 3)
-        layers = self.layers if final_shuffle or self.final_shuffle == 1 else self.layers[:-1]
-        for i, layer in enumerate(layers):
+        act = _fixed_point_inputs(inputs).transpose(1, 0, 2, 3)
+        return self._run_layers(act, 0, self._end(final_shuffle))
+
+    def run_tiles(self, inputs: np.ndarray, tile: int, final_shuffle: bool = True) -> np.ndarray:
+        """The network on every ``tile x tile`` window of ``inputs`` ``(C, H, W)`` (``H``
+        and ``W`` multiples of ``tile``) on its own, the windows' outputs placed side by
+        side: ``(C', 1, H', W')`` float64 integers, the values ``run_planar`` gives for
+        the windows as a batch. The layers up to the last convolution wider than 1x1 run
+        on the batch of windows; the rest only act per position (1x1 convolutions, ReLU,
+        ``PixelShuffle``), so they run on the assembled grid, with no copy per window.
+        ``final_shuffle`` as in ``run_planar``."""
+        channels, height, width = inputs.shape
+        if height % tile or width % tile:
+            raise ValueError(f"a {height}x{width} grid is not made of {tile}x{tile} windows")
+        rows, cols = height // tile, width // tile
+        windows = inputs.reshape(channels, rows, tile, cols, tile).transpose(0, 1, 3, 2, 4)
+        act = _fixed_point_inputs(windows.reshape(channels, rows * cols, tile, tile))
+        spatial = [i for i, layer in enumerate(self.layers) if layer[0] == "conv"]
+        spatial = [i for i in spatial if self.layers[i][1].shape[2] > 1]
+        split = spatial[-1] + 1 if spatial else 0
+        act = self._run_layers(act, 0, split)
+        out_channels, _, out_rows, out_cols = act.shape
+        grid = act.reshape(out_channels, rows, cols, out_rows, out_cols).transpose(0, 1, 3, 2, 4)
+        act = np.ascontiguousarray(grid).reshape(out_channels, 1, rows * out_rows, -1)
+        return self._run_layers(act, split, self._end(final_shuffle))
+
+    def _end(self, final_shuffle: bool) -> int:
+        """How many layers run: all, or all but a final ``PixelShuffle``."""
+        return len(self.layers) - (not final_shuffle and self.final_shuffle != 1)
+
+    def _run_layers(self, act: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Layers ``start .. end - 1`` on ``(C, N, H, W)`` float64 integers; ``act`` must
+        be the caller's own array (ReLU works in place)."""
+        for i in range(start, end):
+            layer = self.layers[i]
             if layer[0] == "conv":
-                act = _conv_same_exact(act, layer[1].shape[2], *self._matrices[i])
+                act = self._conv(i, act)
             elif layer[0] == "relu":
-                act = np.maximum(act, 0.0, out=act)  # act is this method's own array
+                act = np.maximum(act, 0.0, out=act)
             else:
                 act = pixel_shuffle(act, layer[1])
         return act
+
+    def _conv(self, index: int, act: np.ndarray) -> np.ndarray:
+        """Layer ``index`` (a convolution) on ``(C, N, H, W)``; see ``_conv_same_exact``
+        and ``_conv_small_exact``, which compute the same integers."""
+        kernel = self.layers[index][1].shape[2]
+        height, width = act.shape[2:]
+        if height * width >= kernel * kernel:
+            return _conv_same_exact(act, kernel, *self._matrices[index])
+        key = (index, height, width)
+        if key not in self._small_maps:
+            weight_q, bias_q = self.layers[index][1:]
+            self._small_maps[key] = _dense_map(weight_q, bias_q, height, width)
+        return _conv_small_exact(act, *self._small_maps[key])
+
+
+def _dense_map(
+    weight_q: np.ndarray, bias_q: np.ndarray, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The "same" convolution with ``weight_q`` ``(C_out, C, k, k)`` over ``height x
+    width`` inputs as one matrix ``(C_out * H * W, C * H * W)``, float64, and its bias
+    ``(C_out * H * W, 1)``: entry ``((o, y, x), (c, v, u))`` is the kernel tap that
+    output ``(y, x)`` applies to input ``(v, u)`` (zero where the tap falls outside the
+    kernel). The nonzero entries of a row are exactly the taps of that output that touch
+    the input (the others only ever meet zero padding), so the sums are the same
+    integers."""
+    out_channels, channels, kernel, _ = weight_q.shape
+    pad = kernel // 2
+    dense = np.zeros((out_channels, height, width, channels, height, width))
+    for y in range(height):
+        for x in range(width):
+            for v in range(max(0, y - pad), min(height, y + pad + 1)):
+                for u in range(max(0, x - pad), min(width, x + pad + 1)):
+                    dense[:, y, x, :, v, u] = weight_q[:, :, v - y + pad, u - x + pad]
+    bias = np.repeat(bias_q.astype(np.float64), height * width)[:, None]
+    rows = out_channels * height * width
+    return torch.from_numpy(dense.reshape(rows, -1)), torch.from_numpy(bias)
+
+
+def _conv_small_exact(act: np.ndarray, dense: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
+    """``_conv_same_exact`` for inputs with fewer positions than the kernel has taps (the
+    prior network's 2x2 hyper-latent tiles under 3x3 kernels): one float64 product with
+    the layer's dense map (``_dense_map``) per batch, ``(C_out * H * W, C * H * W) @
+    (C * H * W, N)``, which skips the products with zero padding (for 2x2 inputs and 3x3
+    kernels 4/9 of im2col's work, no im2col copy). Exact for the same reason: integer
+    operands and partial sums < 2**53. Returns ``(C_out, N, H, W)``."""
+    channels, batch, height, width = act.shape
+    if dense.shape[1] != channels * height * width:
+        raise ValueError("integer convolution got the wrong number of channels")
+    columns = np.ascontiguousarray(act.transpose(0, 2, 3, 1)).reshape(-1, batch)
+    with torch.inference_mode():
+        acc = torch.addmm(bias, dense, torch.from_numpy(columns))
+        limit = float(2**ACT_LIMIT_BITS)
+        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(-limit, limit)
+    out_channels = dense.shape[0] // (height * width)
+    return acc.numpy().reshape(out_channels, height, width, batch).transpose(0, 3, 1, 2)
 
 
 def _conv_same_exact(
@@ -203,11 +291,22 @@ def _im2col(act: np.ndarray, kernel: int) -> np.ndarray:
     return columns
 
 
+def _fixed_point_inputs(inputs: np.ndarray) -> np.ndarray:
+    """Integer inputs clipped to ``2**INPUT_LIMIT_BITS``, in ``ACT_BITS`` fixed point, as a
+    new float64 array of the same shape."""
+    limit = 2**INPUT_LIMIT_BITS
+    return (np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS).astype(np.float64)
+
+
 def pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
-    """``torch.nn.PixelShuffle`` on ``(C * r * r, N, H, W)`` -> ``(C, N, H * r, W * r)``."""
+    """``torch.nn.PixelShuffle`` on ``(C * r * r, N, H, W)`` -> ``(C, N, H * r, W * r)``,
+    any dtype: one strided copy per sub-position (much faster in NumPy than one
+    transposed copy, whose innermost run would be ``r`` elements long)."""
     channels, batch, height, width = act.shape
     out_channels = channels // (factor * factor)
     grid = act.reshape(out_channels, factor, factor, batch, height, width)
-    return grid.transpose(0, 3, 4, 1, 5, 2).reshape(
-        out_channels, batch, height * factor, width * factor
-    )
+    out = np.empty((out_channels, batch, height, factor, width, factor), dtype=act.dtype)
+    for i in range(factor):
+        for j in range(factor):
+            out[:, :, :, i, :, j] = grid[:, i, j]
+    return out.reshape(out_channels, batch, height * factor, width * factor)

@@ -63,10 +63,39 @@ def test_batched_integer_network_equals_each_item_alone(model):
         np.testing.assert_array_equal(got, reference_run(model.integer_h_s, item))
 
 
+@pytest.mark.parametrize("shape", [(1, 2), (2, 1), (2, 2), (3, 3), (4, 5)])
+def test_integer_network_is_exact_on_inputs_smaller_than_its_kernels(model, shape):
+    """Below 3x3 positions the convolutions run as dense maps (no zero-padding products);
+    at 3x3 and above through im2col; both are the reference's integers."""
+    z = np.random.default_rng(5).integers(-2000, 2001, size=(12, *shape))
+    np.testing.assert_array_equal(model.integer_h_s.run(z), reference_run(model.integer_h_s, z))
+
+
+def test_run_tiles_is_every_window_on_its_own(model):
+    z = np.random.default_rng(6).integers(-500, 501, size=(12, 4, 6))
+    out = model.integer_h_s.run_tiles(z, 2)
+    assert out.shape == (16, 1, 16, 24)
+    for top in range(0, 4, 2):
+        for left in range(0, 6, 2):
+            window = reference_run(model.integer_h_s, z[:, top : top + 2, left : left + 2])
+            got = out[:, 0, 4 * top : 4 * top + 8, 4 * left : 4 * left + 8]
+            np.testing.assert_array_equal(got, window)
+    with pytest.raises(ValueError, match="windows"):
+        model.integer_h_s.run_tiles(z[:, :3], 2)
+
+
+def test_pixel_shuffle_is_torchs():
+    from shared.models.integer import pixel_shuffle
+
+    planar = np.arange(2 * 3 * 9 * 4 * 5).reshape(2 * 9, 3, 4, 5)
+    expected = torch.nn.functional.pixel_shuffle(torch.from_numpy(planar.transpose(1, 0, 2, 3)), 3)
+    np.testing.assert_array_equal(pixel_shuffle(planar, 3), expected.numpy().transpose(1, 0, 2, 3))
+
+
 @pytest.mark.parametrize(
     ("spread", "height", "width"),
     # 19 x 22: edge tiles of 3 rows (hyper-latent crops of two shapes) and 6 columns;
-    # 14 x 22: edge tiles of 6 rows and columns (every crop 2 x 2, one batch).
+    # 14 x 22: edge tiles of 6 rows and columns (every crop 2 x 2: one grid, run_tiles).
     [(30, 19, 22), (3000, 19, 22), (30, 14, 22)],
 )
 def test_table_indices_are_the_fixed_point_formula_per_prior_tile(model, spread, height, width):
