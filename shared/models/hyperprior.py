@@ -152,19 +152,43 @@ class HyperpriorModel(GainedLatentModel):
                 z[0, :, top // 4 : top // 4 + rows, left // 4 : left // 4 + cols] = tile
         return z
 
-    def log_scales(self, z_hat: torch.Tensor, level: int, size: tuple[int, int]) -> torch.Tensor:
-        """Float log standard deviations of the gained latents (training and evaluation)."""
-        log_sigma = self.h_s(z_hat)[:, :, : size[0], : size[1]]
+    def log_scales(
+        self,
+        z_hat: torch.Tensor,
+        level: int,
+        size: tuple[int, int],
+        tiles: tuple[int, int, int] | None = None,
+    ) -> torch.Tensor:
+        """Float log standard deviations of the gained latents (training and evaluation);
+        ``tiles``: ``z_hat`` is a batch of prior tiles (see ``prior_input``)."""
+        log_sigma = self.h_s(z_hat)
+        if tiles is not None:
+            log_sigma = _from_tiles(log_sigma, *tiles)
+        log_sigma = log_sigma[:, :, : size[0], : size[1]]
         low, high = _log_scale_bounds()
         return (log_sigma + self.log_gain[level].view(1, -1, 1, 1)).clamp(low, high)
+
+    @staticmethod
+    def prior_input(code: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int] | None]:
+        """The code as training and validation feed ``h_a``: when its height and width
+        are multiples of ``PRIOR_TILE`` (crops of multiples of 128 pixels), a batch of the
+        ``PRIOR_TILE x PRIOR_TILE`` prior tiles, each on its own as the codec runs them,
+        and ``(batch, tile rows, tile columns)`` to put ``h_s``'s output back together;
+        otherwise the code itself and ``None``."""
+        batch, _, height, width = code.shape
+        if height % PRIOR_TILE or width % PRIOR_TILE:
+            return code, None
+        rows, cols = height // PRIOR_TILE, width // PRIOR_TILE
+        return _to_tiles(code, PRIOR_TILE), (batch, rows, cols)
 
     def forward(self, image: torch.Tensor, level: int) -> dict:
         code = self.g_a(image)
         latents = code * self.gain(level)
-        z = self.hyper_latents(code)
+        prior_input, tiles = self.prior_input(code)
+        z = self.hyper_latents(prior_input)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_rounded = z + (torch.round(z) - z).detach()
-        scales = self.log_scales(z_rounded, level, latents.shape[2:]).exp()
+        scales = self.log_scales(z_rounded, level, latents.shape[2:], tiles).exp()
         noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
         rounded = latents + (torch.round(latents) - latents).detach()
         return {
@@ -186,8 +210,9 @@ class HyperpriorModel(GainedLatentModel):
         """``(x_hat, bits)`` with rounded latents and the float entropy models (validation)."""
         code = self.g_a(image)
         latents = torch.round(code * self.gain(level))
-        z = torch.round(self.hyper_latents(code))
-        scales = self.log_scales(z, level, latents.shape[2:]).exp()
+        prior_input, tiles = self.prior_input(code)
+        z = torch.round(self.hyper_latents(prior_input))
+        scales = self.log_scales(z, level, latents.shape[2:], tiles).exp()
         bits = -torch.log2(gaussian_likelihood(latents, scales)).sum()
         bits += -torch.log2(self.density.likelihood(z, 0)).sum()
         x_hat = self.g_s(latents * self.inverse_gain(level)).clamp(0, 1)
@@ -239,6 +264,23 @@ class HyperpriorModel(GainedLatentModel):
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices
+
+
+def _to_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """``(B, C, R * tile, Q * tile)`` -> ``(B * R * Q, C, tile, tile)``, tiles in raster
+    order within each batch item."""
+    batch, channels, height, width = x.shape
+    rows, cols = height // tile, width // tile
+    grid = x.reshape(batch, channels, rows, tile, cols, tile).permute(0, 2, 4, 1, 3, 5)
+    return grid.reshape(batch * rows * cols, channels, tile, tile)
+
+
+def _from_tiles(x: torch.Tensor, batch: int, rows: int, cols: int) -> torch.Tensor:
+    """Inverse of ``_to_tiles`` for tiles of any (equal) size: ``(B * R * Q, C, t, t)``
+    -> ``(B, C, R * t, Q * t)``."""
+    _, channels, tile_h, tile_w = x.shape
+    grid = x.reshape(batch, rows, cols, channels, tile_h, tile_w).permute(0, 3, 1, 4, 2, 5)
+    return grid.reshape(batch, channels, rows * tile_h, cols * tile_w)
 
 
 def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

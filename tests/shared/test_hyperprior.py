@@ -160,3 +160,29 @@ def test_gaussian_tables_are_valid_and_widen_with_scale():
     # The narrowest table puts nearly all mass on zero.
     row = tables.row(0, 0)
     assert row[-tables.offsets[0, 0]] > 0.99 * row.sum()
+
+
+def test_training_and_validation_see_the_prior_tiles_the_codec_codes():
+    """On crops of multiples of 128 pixels, the float model computes z and the scales per
+    prior tile, as the codec does (whole-crop hyper-analysis would see interior positions
+    the codec never codes, and validation would then measure another rate)."""
+    from shared.models.hyperprior import _from_tiles
+
+    torch.manual_seed(3)
+    model = HyperpriorModel(HyperpriorConfig(hidden=8, latent=16, hyper=12, lambdas=(0.01,)))
+    code = torch.randn(2, 16, 16, 24)
+    tiles_in, tiles = model.prior_input(code)
+    assert tiles == (2, 2, 3) and tiles_in.shape == (12, 16, 8, 8)
+    with torch.no_grad():
+        z = _from_tiles(model.hyper_latents(tiles_in), *tiles)
+        for item in range(2):
+            np.testing.assert_allclose(
+                z[item : item + 1], model.tiled_hyper_latents(code[item : item + 1]), atol=1e-6
+            )
+        log_scale = model.log_scales(torch.round(model.hyper_latents(tiles_in)), 0, (16, 24), tiles)
+        one_tile = model.log_scales(
+            torch.round(model.hyper_latents(code[1:, :, 8:, 16:])), 0, (8, 8)
+        )
+    np.testing.assert_allclose(log_scale[1:, :, 8:, 16:], one_tile, atol=1e-6)
+    odd, none = model.prior_input(code[:, :, :12])
+    assert none is None and odd.shape == (2, 16, 12, 24)
