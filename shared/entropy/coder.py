@@ -81,12 +81,14 @@ class GroupedCoder:
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
             order = np.argsort(rows, kind="stable")
             rows = rows[order]
-        starts = np.flatnonzero(rows[1:] != rows[:-1]) + 1
-        starts = np.concatenate(([0], starts)) if rows.size else starts
-        present = rows[starts].astype(np.int64)
-        if present.size and not 0 <= present[0] <= present[-1] < self.tables.channels:
+        if rows.size and not 0 <= rows[0] <= rows[-1] < self.tables.channels:
             raise ValueError("row assignment outside the tables")
-        return order, present, np.diff(np.append(starts, rows.size))
+        # Run boundaries of the sorted rows by binary search: much faster than comparing
+        # neighbours over the whole array.
+        bounds = np.searchsorted(rows, np.arange(self.tables.channels + 1, dtype=np.int16))
+        counts = np.diff(bounds)
+        present = np.flatnonzero(counts)
+        return order, present, counts[present]
 
     def _coding_runs(self, values: np.ndarray, rows: np.ndarray, level: int):
         """``(values, symbols, escaped, present, counts)`` in coding order: the values
@@ -94,7 +96,11 @@ class GroupedCoder:
         symbols (``int32``; the escape index ``length`` outside the support); the escape
         mask; the rows present (ascending) and how many values each codes."""
         self.check_level(level)
-        values = np.clip(values.ravel(), -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
+        values = values.ravel()
+        if values.dtype != np.int32 or values.min(initial=0) < -LATENT_LIMIT or (
+            values.max(initial=0) > LATENT_LIMIT
+        ):
+            values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
         order, present, counts = self._groups(rows.ravel())
         if order is not None:
             values = values[order]
