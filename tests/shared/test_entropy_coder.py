@@ -126,3 +126,28 @@ def test_an_escaped_value_outside_the_latent_range_is_a_corrupt_payload(coder):
     ans.encode_reverse(escape, coder._models[0][0])
     with pytest.raises(CorruptPayload, match="outside the latent range"):
         coder.decode(words_to_bytes(ans), 0, (5, 1, 1))
+
+
+@pytest.mark.parametrize("bad_row", [-1, 5])
+def test_row_assignment_outside_the_tables_is_refused(coder, bad_row):
+    import constriction
+
+    values = np.zeros(40, dtype=np.int32)
+    rows = np.arange(40, dtype=np.int16) % 5
+    rows[17] = bad_row
+    with pytest.raises(ValueError, match="outside the tables"):
+        coder.encode_into(constriction.stream.stack.AnsCoder(), values, rows, 0)
+
+
+def test_grouped_rows_in_any_order_roundtrip(coder):
+    """Rows unsorted, some absent, repeated: each value pops with its own row's model."""
+    import constriction
+
+    rng = np.random.default_rng(9)
+    rows = rng.choice(np.array([4, 1, 3], dtype=np.int16), size=(3, 7, 11))
+    values = rng.integers(-15, 16, size=rows.shape).astype(np.int32)
+    encoder = constriction.stream.stack.AnsCoder()
+    coder.encode_into(encoder, values, rows, 1)
+    decoder = constriction.stream.stack.AnsCoder(encoder.get_compressed())
+    np.testing.assert_array_equal(coder.decode_from(decoder, rows, 1), values)
+    assert decoder.is_empty()
