@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL_VERSION = 3  # 2: key/inter frames, slices; 3: hyperprior tables per prior tile
+PROTOCOL_VERSION = 4  # 2: key/inter frames, slices; 3: hyperprior tables per prior tile;
+# 4: hyperprior latents of table row 0 are implied zeros (not coded)
 TOPIC_FRAME = b"lc.frame"
 TOPIC_REFERENCE = b"lc.ref"
 TOPIC_END = b"lc.end"

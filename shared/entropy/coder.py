@@ -4,13 +4,15 @@ Every value is coded with one row of a ``FrozenTables`` set; which row is the co
 *row assignment* (the factorized prior: the value's channel; the hyperprior: the Gaussian
 table its hyper-latents select). Bitstream of one set of values (decode order):
 
-1. for each table row ``r`` in ascending order: the values assigned to ``r``, in their
+1. for each table row ``r >= zero_rows`` in ascending order: the values assigned to ``r``, in their
    raster (channel-major) order, coded with the categorical model of row ``(level, r)``;
    symbol ``v - offset`` for in-support values, the escape index ``length`` otherwise;
 2. for each escaped value, in the same order: its zig-zag code as two 16-bit halves (high
    half first) with a uniform model.
 
-For the factorized prior (rows = channels) this is simply channel after channel.
+For the factorized prior (rows = channels) this is simply channel after channel. Values of
+rows below ``zero_rows`` (0 unless the coder was built with more) are not coded: they
+decode as 0.
 
 The words are little-endian ``uint32``. Latent values are clamped to ``[-LATENT_LIMIT,
 LATENT_LIMIT]`` before coding; that bound is far outside anything the transforms produce
@@ -47,10 +49,18 @@ class GroupedCoder:
 
     The constriction models are built once here (the explicit "update" step); encoding and
     decoding only index into them, so no probability is computed per frame.
+
+    ``zero_rows``: values assigned to a row below this number are *implied zeros*: they are
+    not coded at all, and decoding returns 0 for them (encoding ignores their values; a
+    caller that needs its values to equal the decoder's sets them to 0 first). Meant for
+    rows whose table puts almost all mass on 0, where coding a symbol buys nothing.
     """
 
-    def __init__(self, tables: FrozenTables) -> None:
+    def __init__(self, tables: FrozenTables, zero_rows: int = 0) -> None:
         tables.validate()
+        if not 0 <= zero_rows <= tables.channels:
+            raise ValueError(f"zero_rows {zero_rows} outside 0..{tables.channels}")
+        self.zero_rows = zero_rows
         if np.abs(tables.offsets.astype(np.int64)).max(initial=0) > LATENT_LIMIT:
             raise ValueError("table offset outside the latent range")
         self.tables = tables
@@ -73,9 +83,9 @@ class GroupedCoder:
             raise ValueError(f"quality level {level} outside 0..{self.tables.levels - 1}")
 
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """Coding order (a stable sort by row; ``None`` when already sorted), the rows
-        present (ascending) and their counts: a radix sort of 16-bit rows, then the run
-        boundaries of the sorted rows."""
+        """Coding order (positions of the coded values, a stable sort by row; ``None`` when
+        that is every position in order), the coded rows present (ascending) and their
+        counts: a radix sort of 16-bit rows, then the run boundaries of the sorted rows."""
         rows = rows.astype(np.int16, copy=False)  # table rows: far fewer than 2**15
         order = None
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
@@ -87,18 +97,25 @@ class GroupedCoder:
         # neighbours over the whole array.
         bounds = np.searchsorted(rows, np.arange(self.tables.channels + 1, dtype=np.int16))
         counts = np.diff(bounds)
+        implied = int(bounds[self.zero_rows])  # the implied zeros sort first
+        if implied:
+            order = (np.arange(rows.size) if order is None else order)[implied:]
+            counts[: self.zero_rows] = 0
         present = np.flatnonzero(counts)
         return order, present, counts[present]
 
     def _coding_runs(self, values: np.ndarray, rows: np.ndarray, level: int):
-        """``(values, symbols, escaped, present, counts)`` in coding order: the values
-        clamped to ``LATENT_LIMIT`` (``int32``), sorted by row (stable); their table
-        symbols (``int32``; the escape index ``length`` outside the support); the escape
-        mask; the rows present (ascending) and how many values each codes."""
+        """``(values, symbols, escaped, present, counts)`` in coding order (implied zeros
+        left out): the values clamped to ``LATENT_LIMIT`` (``int32``), sorted by row
+        (stable); their table symbols (``int32``; the escape index ``length`` outside the
+        support); the escape mask; the rows present (ascending) and how many values each
+        codes."""
         self.check_level(level)
         values = values.ravel()
-        if values.dtype != np.int32 or values.min(initial=0) < -LATENT_LIMIT or (
-            values.max(initial=0) > LATENT_LIMIT
+        if (
+            values.dtype != np.int32
+            or values.min(initial=0) < -LATENT_LIMIT
+            or (values.max(initial=0) > LATENT_LIMIT)
         ):
             values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
         order, present, counts = self._groups(rows.ravel())
@@ -115,7 +132,8 @@ class GroupedCoder:
         return values, symbols, escaped, present, counts
 
     def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
-        """``sum(-log2 p)`` of ``values`` plus 32 bits per escape: the ideal size."""
+        """``sum(-log2 p)`` of the coded ``values`` plus 32 bits per escape: the ideal
+        size (implied zeros cost nothing)."""
         _, symbols, escaped, present, counts = self._coding_runs(values, rows, level)
         bits = 32.0 * int(escaped.sum())
         ends = np.cumsum(counts).tolist()
@@ -141,9 +159,9 @@ class GroupedCoder:
             coder.encode_reverse(symbols[end - count : end], models[row])
 
     def decode_from(self, decoder, rows: np.ndarray, level: int) -> np.ndarray:
-        """Pop values for the row assignment ``rows``; returns ``int32`` of ``rows.shape``.
-        Raises ``CorruptPayload`` for an escaped value outside ``[-LATENT_LIMIT,
-        LATENT_LIMIT]``, which no encoder writes."""
+        """Pop values for the row assignment ``rows``; returns ``int32`` of ``rows.shape``
+        (0 at the implied zeros). Raises ``CorruptPayload`` for an escaped value outside
+        ``[-LATENT_LIMIT, LATENT_LIMIT]``, which no encoder writes."""
         self.check_level(level)
         flat_rows = rows.ravel()
         order, present, counts = self._groups(flat_rows)
@@ -162,7 +180,7 @@ class GroupedCoder:
                 raise CorruptPayload("escaped value outside the latent range")
             values[positions] = escaped
         if order is not None:
-            out = np.empty_like(values)
+            out = np.zeros(flat_rows.size, dtype=values.dtype)
             out[order] = values
             values = out
         return values.reshape(rows.shape)

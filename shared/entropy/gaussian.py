@@ -18,6 +18,15 @@ SCALE_MIN = 0.11
 SCALE_MAX = 256.0
 SCALE_COUNT = 64
 
+#: Latents whose table index is below this are *implied zeros*: the encoder sets them to 0 and
+#: neither end codes them (protocol version 4). Row 0 is the scale ``SCALE_MIN`` that every
+#: smaller predicted scale clamps to; its table gives 0 a probability of 65533/65536, yet it
+#: holds most of a frame's latents (realtime model, 640x480 webcam frame: 74% at level 0, 55%
+#: at level 4), so coding them cost more than half of the coder's time for ~0 bits. Measured
+#: on 27 held-out training-validation images over all 8 levels: BD-rate -0.08% (realtime) and
+#: -0.03% (hyperprior), PSNR within 0.003 dB; about 3-12 non-zero latents per image become 0.
+IMPLIED_ZERO_ROWS = 1
+
 
 def scale_table(count: int = SCALE_COUNT) -> np.ndarray:
     """``count`` standard deviations, log-spaced from ``SCALE_MIN`` to ``SCALE_MAX``."""

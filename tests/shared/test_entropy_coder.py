@@ -151,3 +151,41 @@ def test_grouped_rows_in_any_order_roundtrip(coder):
     decoder = constriction.stream.stack.AnsCoder(encoder.get_compressed())
     np.testing.assert_array_equal(coder.decode_from(decoder, rows, 1), values)
     assert decoder.is_empty()
+
+
+@pytest.mark.parametrize("layout", ["unsorted", "sorted", "all implied", "none implied"])
+def test_implied_zero_rows_are_not_coded_and_decode_as_zero(coder, layout):
+    """Values of rows below ``zero_rows`` cost no bits and decode as 0; the rest are exact."""
+    import constriction
+
+    from shared.entropy.coder import GroupedCoder, words_to_bytes
+
+    skipping, plain_coder = GroupedCoder(coder.tables, zero_rows=2), GroupedCoder(coder.tables)
+    rng = np.random.default_rng(11)
+    rows = {
+        "unsorted": rng.integers(0, 5, size=(3, 7, 11)),
+        "sorted": np.sort(rng.integers(0, 5, size=231)),
+        "all implied": rng.integers(0, 2, size=50),
+        "none implied": rng.integers(2, 5, size=50),
+    }[layout].astype(np.int16)
+    values = rng.integers(-15, 16, size=rows.shape).astype(np.int32)
+    implied = rows < 2
+    encoder = constriction.stream.stack.AnsCoder()
+    skipping.encode_into(encoder, values, rows, 1)
+    # The same payload as coding only the other values with the plain coder.
+    plain = constriction.stream.stack.AnsCoder()
+    plain_coder.encode_into(plain, values[~implied], rows[~implied], 1)
+    assert words_to_bytes(encoder) == words_to_bytes(plain)
+    decoder = constriction.stream.stack.AnsCoder(encoder.get_compressed())
+    decoded = skipping.decode_from(decoder, rows, 1)
+    assert decoder.is_empty()
+    np.testing.assert_array_equal(decoded, np.where(implied, 0, values))
+    expected_bits = plain_coder.information_bits(values[~implied], rows[~implied], 1)
+    assert skipping.information_bits(values, rows, 1) == pytest.approx(expected_bits)
+
+
+def test_zero_rows_outside_the_tables_are_refused(coder):
+    from shared.entropy.coder import GroupedCoder
+
+    with pytest.raises(ValueError, match="zero_rows"):
+        GroupedCoder(coder.tables, zero_rows=6)

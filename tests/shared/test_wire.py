@@ -76,8 +76,8 @@ def test_header_fields_are_all_present():
     "changes, reason",
     [
         ({"v": 1}, "protocol_version"),
-        ({"v": 2}, "protocol_version"),
-        ({"v": 4}, "protocol_version"),
+        ({"v": wire.PROTOCOL_VERSION - 1}, "protocol_version"),
+        ({"v": wire.PROTOCOL_VERSION + 1}, "protocol_version"),
         ({"v": ...}, "protocol_version"),
         ({"v": True}, "protocol_version"),
         ({"t": "reference"}, "bad_field"),
