@@ -85,22 +85,26 @@ class GroupedCoder:
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Coding order (positions of the coded values, a stable sort by row; ``None`` when
         that is every position in order), the coded rows present (ascending) and their
-        counts: a radix sort of 16-bit rows, then the run boundaries of the sorted rows."""
+        counts: the implied zeros left out, a radix sort of the 16-bit rows left, then the
+        run boundaries of the sorted rows."""
         rows = rows.astype(np.int16, copy=False)  # table rows: far fewer than 2**15
-        order = None
-        if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
-            order = np.argsort(rows, kind="stable")
-            rows = rows[order]
-        if rows.size and not 0 <= rows[0] <= rows[-1] < self.tables.channels:
+        if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
             raise ValueError("row assignment outside the tables")
+        order = None
+        if self.zero_rows:
+            coded = rows >= self.zero_rows
+            if not coded.all():
+                # Dropped before sorting: they can be most of the values.
+                order = np.flatnonzero(coded)
+                rows = rows[order]
+        if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
+            by_row = np.argsort(rows, kind="stable")
+            rows = rows[by_row]
+            order = by_row if order is None else order[by_row]
         # Run boundaries of the sorted rows by binary search: much faster than comparing
         # neighbours over the whole array.
         bounds = np.searchsorted(rows, np.arange(self.tables.channels + 1, dtype=np.int16))
         counts = np.diff(bounds)
-        implied = int(bounds[self.zero_rows])  # the implied zeros sort first
-        if implied:
-            order = (np.arange(rows.size) if order is None else order)[implied:]
-            counts[: self.zero_rows] = 0
         present = np.flatnonzero(counts)
         return order, present, counts[present]
 
