@@ -44,7 +44,7 @@ ZOO: dict[str, tuple[str, str]] = {
     ),
     "hyperprior": (
         "hyperprior.safetensors",
-        "a6d62b585a148143d1f03ab1b2ca848f02e504c18b4717d37b950d8ed5d2a737",  # pin:hyperprior
+        "3e0586a95ec288c70f417b606ea49ac25718cdd7dfa7e9af42317980112574a9",  # pin:hyperprior
     ),
     "denoise": (
         "denoise.safetensors",
