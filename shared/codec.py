@@ -360,7 +360,7 @@ class ImageCodec:
                     band = self.entropy_decode(data, level, band_shape)
                     out[:, first:end] = band.y
                     if z_out is not None and band.z is not None:
-                        z_out[:, first // 4 : -(-end // 4)] = band.z
+                        z_out[:, hyper_rows(first, end)] = band.z
                 except CorruptPayload:
                     damaged.append(index)
             return damaged
@@ -371,9 +371,9 @@ class ImageCodec:
                 if data is None:
                     raise CorruptPayload("missing")
                 decoder = bytes_to_decoder(data)
-                z_shape = (z.shape[0], -(-end // 4) - first // 4, z.shape[2])
-                z_rows = LatentCoder.channel_rows(z_shape)
-                z[:, first // 4 : -(-end // 4)] = self.z_coder.decode_from(decoder, z_rows, 0)
+                band_z = z[:, hyper_rows(first, end)]
+                z_rows = LatentCoder.channel_rows(band_z.shape)
+                band_z[...] = self.z_coder.decode_from(decoder, z_rows, 0)
                 decoders[index] = decoder
             except DECODE_ERRORS:
                 damaged.append(index)
@@ -437,9 +437,14 @@ class ImageCodec:
         return self.synthesize(latents.y, frame.level, frame.height, frame.width), latents
 
 
+def hyper_rows(first: int, end: int) -> slice:
+    """The hyper-latent rows that latent rows ``first:end`` depend on (4 latent rows each)."""
+    return slice(first // 4, -(-end // 4))
+
+
 def band_of(latents: Latents, first: int, end: int) -> Latents:
     """Latent rows ``first:end`` and the hyper-latent rows they depend on."""
-    z = None if latents.z is None else latents.z[:, first // 4 : -(-end // 4)]
+    z = None if latents.z is None else latents.z[:, hyper_rows(first, end)]
     return Latents(latents.y[:, first:end], z)
 
 
