@@ -4,9 +4,10 @@ Every value is coded with one row of a ``FrozenTables`` set; which row is the co
 *row assignment* (the factorized prior: the value's channel; the hyperprior: the Gaussian
 table its hyper-latents select). Bitstream of one set of values (decode order):
 
-1. for each table row ``r >= zero_rows`` in ascending order: the values assigned to ``r``, in their
-   raster (channel-major) order, coded with the categorical model of row ``(level, r)``;
-   symbol ``v - offset`` for in-support values, the escape index ``length`` otherwise;
+1. for each table row ``r >= zero_rows`` in ascending order: the values assigned to ``r``,
+   in their raster (channel-major) order, coded with the categorical model of row
+   ``(level, r)``; symbol ``v - offset`` for in-support values, the escape index
+   ``length`` otherwise;
 2. for each escaped value, in the same order: its zig-zag code as two 16-bit halves (high
    half first) with a uniform model.
 
@@ -119,7 +120,7 @@ class GroupedCoder:
         if (
             values.dtype != np.int32
             or values.min(initial=0) < -LATENT_LIMIT
-            or (values.max(initial=0) > LATENT_LIMIT)
+            or values.max(initial=0) > LATENT_LIMIT
         ):
             values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
         order, present, counts = self._groups(rows.ravel())

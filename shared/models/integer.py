@@ -64,6 +64,11 @@ class IntegerNetwork:
             for i, layer in enumerate(layers)
             if layer[0] == "conv"
         }
+        # run_tiles batches the windows through the last convolution wider than 1x1; the
+        # layers from here on act per position.
+        spatial = [i for i, layer in enumerate(layers) if layer[0] == "conv"]
+        spatial = [i for i in spatial if layers[i][1].shape[2] > 1]
+        self._per_position_from = spatial[-1] + 1 if spatial else 0
         # Dense maps of convolutions over inputs smaller than their kernel, by (layer,
         # height, width); built on first use.
         self._small_maps: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -163,9 +168,7 @@ class IntegerNetwork:
         rows, cols = height // tile, width // tile
         windows = inputs.reshape(channels, rows, tile, cols, tile).transpose(0, 1, 3, 2, 4)
         act = _fixed_point_inputs(windows.reshape(channels, rows * cols, tile, tile))
-        spatial = [i for i, layer in enumerate(self.layers) if layer[0] == "conv"]
-        spatial = [i for i in spatial if self.layers[i][1].shape[2] > 1]
-        split = spatial[-1] + 1 if spatial else 0
+        split = self._per_position_from
         act = self._run_layers(act, 0, split)
         out_channels, _, out_rows, out_cols = act.shape
         grid = act.reshape(out_channels, rows, cols, out_rows, out_cols).transpose(0, 1, 3, 2, 4)
