@@ -10,12 +10,15 @@ the previous fully decoded picture. Then the decoder is put back in sync by deco
 same frame without loss, so errors never accumulate: every figure measures one frame's
 concealment given a correct previous frame.
 
-Methods: ``inpaint`` (the inpainting network), ``copy`` (the previous picture's pixels:
-what the receiver did before), ``latent_copy`` (the synthesis of the decoder's latent
-prediction, left as decoded), ``gray`` (mid-gray). PSNR is over the concealed bands only
-(all pixel rows of the lost slices, cropped to the frame), pooled over the clip (from the
-mean squared error of all concealed pixels), against the original frame and against the
-no-loss reconstruction; ``no_loss`` is the reconstruction's own PSNR on those bands.
+Methods: ``inpaint`` (the inpainting network, started from the previous picture shifted by
+the motion measured around the band), ``inpaint_no_motion`` (the same network given the
+unshifted previous picture), ``motion`` (that shifted previous picture alone), ``copy``
+(the previous picture's pixels: what the receiver did before), ``latent_copy`` (the
+synthesis of the decoder's latent prediction, left as decoded), ``gray`` (mid-gray). PSNR
+is over the concealed bands only (all pixel rows of the lost slices, cropped to the frame),
+pooled over the clip (from the mean squared error of all concealed pixels), against the
+original frame and against the no-loss reconstruction; ``no_loss`` is the
+reconstruction's own PSNR on those bands.
 
 Writes ``OUT/conceal.json``, ``OUT/conceal.png`` (one frame: original | lost band in gray |
 copy-previous | inpainting) and prints a table.
@@ -41,7 +44,7 @@ from shared.video import VideoDecoder, VideoEncoder, VideoSettings
 from .video import find_clips, read_clip
 
 DEFAULT_CLIPS = ("akiyo_cif.mp4", "mother_daughter_cif.mp4", "foreman_cif.mp4", "webcam_asl_*.mkv")
-METHODS = ("inpaint", "copy", "latent_copy", "gray")
+METHODS = ("inpaint", "inpaint_no_motion", "motion", "copy", "latent_copy", "gray")
 
 
 def _psnr(sse: float, count: int) -> float:
@@ -68,6 +71,8 @@ def conceal_clip(
     decoder = VideoDecoder(codec)
     concealers = {
         "inpaint": Concealer("inpaint", inpainter),
+        "inpaint_no_motion": Concealer("inpaint", inpainter, motion=False),
+        "motion": Concealer("motion"),
         "copy": Concealer("copy"),
         "gray": Concealer("gray"),
     }
@@ -202,18 +207,18 @@ def run_conceal(
 def print_clip(name: str, entry: dict) -> None:
     o, r = entry["psnr_vs_original"], entry["psnr_vs_reconstruction"]
     print(
-        f"{name} ({entry['size']}, {entry['bands']} bands): vs original inpaint {o['inpaint']:.2f}"
-        f"  copy {o['copy']:.2f}  latent-copy {o['latent_copy']:.2f}  gray {o['gray']:.2f}"
-        f"  (no loss {o['no_loss']:.2f});  vs reconstruction inpaint {r['inpaint']:.2f}"
-        f"  copy {r['copy']:.2f}  latent-copy {r['latent_copy']:.2f}  gray {r['gray']:.2f}",
+        f"{name} ({entry['size']}, {entry['bands']} bands): vs original "
+        + "  ".join(f"{m} {o[m]:.2f}" for m in METHODS)
+        + f"  (no loss {o['no_loss']:.2f});  vs reconstruction "
+        + "  ".join(f"{m} {r[m]:.2f}" for m in METHODS),
         flush=True,
     )
 
 
 def print_summary(results: dict) -> None:
     print("\nconcealed-band PSNR (dB) vs original | vs no-loss reconstruction")
-    print("| clip | inpaint | copy-previous | latent copy | gray | no loss |")
-    print("|---|---|---|---|---|---|")
+    print("| clip | " + " | ".join(METHODS) + " | no loss |")
+    print("|---|" + "---|" * (len(METHODS) + 1))
     rows = [
         (n, e["psnr_vs_original"], e["psnr_vs_reconstruction"]) for n, e in results["clips"].items()
     ]

@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--conceal",
         choices=METHODS,
         default="inpaint",
-        help="fill damaged slices by inpainting (copy when the model is missing), copying "
-        "the previous picture, or gray",
+        help="fill damaged slices by inpainting (copy when the model is missing), the "
+        "previous picture shifted by the camera motion, the previous picture, or gray",
     )
     p.add_argument(
         "--inpaint-model", default="inpaint", help="zoo name or file of the inpainting network"

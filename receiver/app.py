@@ -59,7 +59,7 @@ class ReceiverConfig:
     key: str = "keys/receiver.key_secret"
     server_key: str = "keys/sender.key"
     quiet: bool = False
-    conceal: str = "inpaint"  # damaged slices: inpaint (copy without the model), copy, gray
+    conceal: str = "inpaint"  # damaged slices: inpaint (copy without the model), motion, copy, gray
     inpaint_model: str = "inpaint"  # zoo name or file of the inpainting network
     drop_slices: float = 0.0  # treat each slice as lost with this probability (tests, demos)
 

@@ -7,7 +7,10 @@ previous frame's latents) or of zeros. ``Concealer`` replaces it:
   rows around it in this frame and from the previous picture; only the damaged bands and
   ``CONTEXT_ROWS`` rows either side are run through it. Where the rows around a run of
   damaged bands did not change since the previous picture (``context_change`` at most
-  ``STILL_CHANGE``, calibrated on training crops), the previous picture is copied instead;
+  ``STILL_CHANGE``, calibrated on training crops), the previous picture is copied instead.
+  Otherwise the network gets the previous picture shifted by the motion measured on those
+  rows (``receiver.motion``), so it starts from a fill that follows pans and moving heads;
+- ``motion``: the previous picture's pixels shifted by that motion, no network;
 - ``copy``: the previous picture's pixels (what the receiver did before);
 - ``gray``: mid-gray, a baseline.
 """
@@ -19,7 +22,9 @@ import numpy as np
 from shared.modelfile import ModelFileError
 from shared.models.inpaint import STILL_CHANGE, context_change
 
-METHODS = ("inpaint", "copy", "gray")
+from .motion import band_motion, shifted_previous
+
+METHODS = ("inpaint", "motion", "copy", "gray")
 CONTEXT_ROWS = 96  # rows above and below the damaged bands that the network sees
 
 
@@ -36,15 +41,17 @@ def damaged_mask(
 
 
 class Concealer:
-    """Fills damaged bands with ``method`` (one of ``METHODS``)."""
+    """Fills damaged bands with ``method`` (one of ``METHODS``); ``motion=False`` gives
+    ``inpaint`` the unshifted previous picture (for comparison)."""
 
-    def __init__(self, method: str = "copy", inpainter=None) -> None:
+    def __init__(self, method: str = "copy", inpainter=None, motion: bool = True) -> None:
         if method not in METHODS:
             raise ValueError(f"concealment must be one of {METHODS}, not {method!r}")
         if method == "inpaint" and inpainter is None:
             raise ValueError("inpainting concealment needs an inpainting model")
         self.method = method
         self.inpainter = inpainter
+        self.motion = motion
         self.bands = 0  # damaged bands filled so far
         self.copied = 0  # runs of damaged bands that ``inpaint`` copied (still surroundings)
 
@@ -92,16 +99,27 @@ class Concealer:
         out = rgb.copy()
         for group in _runs(sorted(damaged)):
             hole = damaged_mask(height, width, group, slice_rows, stride)
+            rows = np.flatnonzero(hole[:, 0])
+            first, end = int(rows[0]), int(rows[-1]) + 1
+            if self.method == "motion":
+                if previous is not None:
+                    motion = band_motion(rgb, previous, first, end)
+                    out[first:end] = shifted_previous(previous, motion, first, end)
+                continue
             if previous is not None:
                 change = context_change(rgb, previous, hole)
                 if change is not None and change <= STILL_CHANGE:
                     out[hole] = previous[hole]  # still surroundings: copy (see STILL_CHANGE)
                     self.copied += 1
                     continue
-            rows = np.flatnonzero(hole[:, 0])
-            top = max(0, int(rows[0]) - CONTEXT_ROWS)
-            bottom = min(height, int(rows[-1]) + 1 + CONTEXT_ROWS)
-            part = None if previous is None else previous[top:bottom]
+            top = max(0, first - CONTEXT_ROWS)
+            bottom = min(height, end + CONTEXT_ROWS)
+            part = None
+            if previous is not None and self.motion:
+                motion = band_motion(rgb, previous, first, end)
+                part = shifted_previous(previous, motion, top, bottom)
+            elif previous is not None:
+                part = previous[top:bottom]
             out[top:bottom] = self.inpainter(out[top:bottom], hole[top:bottom], part)
         return out
 

@@ -40,13 +40,19 @@ def test_methods_fill_only_the_damaged_bands(inpaint_model_path):
     assert mask[32:64].all() and not mask[:32].any() and not mask[64:].any()
     gray = Concealer("gray")(rgb, previous, [1], 2, 16)
     copy = Concealer("copy")(rgb, previous, [1], 2, 16)
-    inpaint = Concealer("inpaint", Inpainter.load(str(inpaint_model_path)))
+    moved = Concealer("motion")(rgb, previous, [1], 2, 16)
+    inpainter = Inpainter.load(str(inpaint_model_path))
+    inpaint = Concealer("inpaint", inpainter)
     filled = inpaint(rgb, previous, [1], 2, 16)
-    for out in (gray, copy, filled):
+    for out in (gray, copy, moved, filled):
         assert np.array_equal(out[~mask], rgb[~mask])
     assert (gray[mask] == 128).all()
     assert np.array_equal(copy[mask], previous[mask])
-    assert np.array_equal(filled, copy)  # the untrained network copies the previous frame
+    # The untrained network copies the previous picture it is given: the motion-compensated
+    # one, or the plain one with motion=False.
+    assert np.array_equal(filled, moved)
+    unmoved = Concealer("inpaint", inpainter, motion=False)(rgb, previous, [1], 2, 16)
+    assert np.array_equal(unmoved, copy)
     assert inpaint.bands == 1
     # No previous picture: copy leaves the decoded band, inpainting fills from context.
     assert np.array_equal(Concealer("copy")(rgb, None, [1], 2, 16), rgb)
