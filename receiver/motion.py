@@ -53,15 +53,17 @@ def band_motion(
     ]
     if not sides:
         return 0, 0
-    gray = _gray(current)
-    padded = np.pad(_gray(previous), search, mode="edge")
+    # Only the previous picture's rows that a shifted side row can reach are needed; edge
+    # padding of that window equals the whole picture's wherever a shift reaches past it.
+    low = max(0, first - MATCH_ROWS - search)
+    padded = np.pad(_gray(previous[low : min(height, end + MATCH_ROWS + search)]), search, "edge")
     shifts = [(dy, dx) for dy in range(-search, search + 1) for dx in range(-search, search + 1)]
     # Sum of absolute differences per side of the band and shift.
     cost = np.empty((len(sides), len(shifts)), dtype=np.float64)
     for s, rows in enumerate(sides):
-        target = gray[rows]
+        target = _gray(current[rows])
         for i, (dy, dx) in enumerate(shifts):
-            moved = padded[rows + search + dy, search + dx : search + dx + width]
+            moved = padded[rows - low + search + dy, search + dx : search + dx + width]
             cost[s, i] = float(np.abs(target - moved).sum())
     mean = cost.sum(axis=0) / (sum(rows.size for rows in sides) * width)
     best = int(mean.argmin())
