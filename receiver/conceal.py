@@ -78,7 +78,8 @@ class Concealer:
         stride: int,
     ) -> np.ndarray:
         """``rgb`` with the bands of ``damaged`` slices filled; ``previous`` is the last
-        picture shown (``None`` or of another size: copy leaves the bands as decoded)."""
+        picture shown (``None`` or of another size: copy and motion leave the bands as
+        decoded)."""
         if not damaged:
             return rgb
         if previous is not None and previous.shape != rgb.shape:

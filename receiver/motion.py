@@ -40,8 +40,9 @@ def band_motion(
 ) -> tuple[int, int]:
     """The shift ``(dy, dx)`` (pixels) such that ``previous[y + dy, x + dx]`` predicts
     ``current[y, x]`` in the band of rows ``[first, end)``, measured on the known rows
-    within ``MATCH_ROWS`` of it; ``(0, 0)`` unless the tests above hold or when no known
-    row exists. ``current`` and ``previous``: ``(H, W, 3)`` ``uint8``, same size."""
+    within ``MATCH_ROWS`` of it; ``(0, 0)`` when no known row exists or the best shift
+    fails the agreement (``AGREE_PX``) or gain (``MIN_GAIN``) test. ``current`` and
+    ``previous``: ``(H, W, 3)`` ``uint8``, same size."""
     height, width = current.shape[:2]
     sides = [
         rows
@@ -83,7 +84,7 @@ def shifted_previous(
     previous[y + dy, x + dx]``, edge pixels repeated past the border); ``uint8`` like
     ``previous``."""
     dy, dx = motion
-    width = previous.shape[1]
-    reach = max(abs(dy), abs(dx))
-    padded = np.pad(previous, ((reach, reach), (reach, reach), (0, 0)), mode="edge")
-    return padded[top + reach + dy : bottom + reach + dy, reach + dx : reach + dx + width]
+    height, width = previous.shape[:2]
+    rows = np.clip(np.arange(top + dy, bottom + dy), 0, height - 1)
+    columns = np.clip(np.arange(dx, width + dx), 0, width - 1)
+    return np.take(np.take(previous, rows, axis=0), columns, axis=1)  # 4x a 2-D index
