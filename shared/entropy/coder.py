@@ -29,6 +29,10 @@ from .tables import FrozenTables
 
 LATENT_LIMIT = (1 << 30) - 1
 _HALF = 1 << 16
+# Above this share of coded values, sorting the implied zeros along (they sort first) is
+# cheaper than gathering the coded ones out first (measured at 640x480 and 1280x720:
+# 69-71% coded, sorting all 25% faster; 45-47% coded, 12-15% slower).
+_SORT_ALL_ABOVE = 0.6
 
 
 class CorruptPayload(ValueError):
@@ -92,16 +96,23 @@ class GroupedCoder:
         if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
             raise ValueError("row assignment outside the tables")
         order = None
+        skip = 0  # implied zeros at the start of the sorted rows (sorting them too)
         if self.zero_rows:
             coded = rows >= self.zero_rows
-            if not coded.all():
+            count = int(np.count_nonzero(coded))
+            if count < rows.size and count < _SORT_ALL_ABOVE * rows.size:
                 # Dropped before sorting: they can be most of the values.
                 order = np.flatnonzero(coded)
                 rows = rows[order]
+            else:
+                skip = rows.size - count  # few: sorting them is cheaper than the gathers
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
             by_row = np.argsort(rows, kind="stable")
             rows = rows[by_row]
             order = by_row if order is None else order[by_row]
+        if skip:
+            order = np.arange(rows.size)[skip:] if order is None else order[skip:]
+            rows = rows[skip:]
         # Run boundaries of the sorted rows by binary search: much faster than comparing
         # neighbours over the whole array.
         bounds = np.searchsorted(rows, np.arange(self.tables.channels + 1, dtype=np.int16))

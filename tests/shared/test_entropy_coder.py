@@ -153,9 +153,21 @@ def test_grouped_rows_in_any_order_roundtrip(coder):
     assert decoder.is_empty()
 
 
-@pytest.mark.parametrize("layout", ["unsorted", "sorted", "all implied", "none implied"])
+LAYOUTS = [
+    "unsorted",
+    "sorted",
+    "all implied",
+    "none implied",
+    "few implied",  # sorted along with the coded rows (see _SORT_ALL_ABOVE)
+    "few implied, sorted",
+    "most implied",  # gathered out before sorting
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_implied_zero_rows_are_not_coded_and_decode_as_zero(coder, layout):
-    """Values of rows below ``zero_rows`` cost no bits and decode as 0; the rest are exact."""
+    """Values of rows below ``zero_rows`` cost no bits and decode as 0; the rest are exact,
+    whichever way the coder drops the implied zeros."""
     import constriction
 
     from shared.entropy.coder import GroupedCoder, words_to_bytes
@@ -167,6 +179,9 @@ def test_implied_zero_rows_are_not_coded_and_decode_as_zero(coder, layout):
         "sorted": np.sort(rng.integers(0, 5, size=231)),
         "all implied": rng.integers(0, 2, size=50),
         "none implied": rng.integers(2, 5, size=50),
+        "few implied": rng.choice(5, size=(4, 9, 9), p=[0.1, 0.1, 0.3, 0.3, 0.2]),
+        "few implied, sorted": np.sort(rng.choice(5, size=300, p=[0.1, 0.1, 0.3, 0.3, 0.2])),
+        "most implied": rng.choice(5, size=(4, 9, 9), p=[0.4, 0.4, 0.1, 0.05, 0.05]),
     }[layout].astype(np.int16)
     values = rng.integers(-15, 16, size=rows.shape).astype(np.int32)
     implied = rows < 2
