@@ -116,11 +116,9 @@ class Concealer:
             top = max(0, first - CONTEXT_ROWS)
             bottom = min(height, end + CONTEXT_ROWS)
             part = None
-            if previous is not None and self.motion:
-                motion = band_motion(rgb, previous, first, end)
+            if previous is not None:
+                motion = band_motion(rgb, previous, first, end) if self.motion else (0, 0)
                 part = shifted_previous(previous, motion, top, bottom)
-            elif previous is not None:
-                part = previous[top:bottom]
             out[top:bottom] = self.inpainter(out[top:bottom], hole[top:bottom], part)
         return out
 

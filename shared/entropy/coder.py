@@ -100,12 +100,12 @@ class GroupedCoder:
         if self.zero_rows:
             coded = rows >= self.zero_rows
             count = int(np.count_nonzero(coded))
-            if count < rows.size and count < _SORT_ALL_ABOVE * rows.size:
+            if count < _SORT_ALL_ABOVE * rows.size:
                 # Dropped before sorting: they can be most of the values.
                 order = np.flatnonzero(coded)
                 rows = rows[order]
             else:
-                skip = rows.size - count  # few: sorting them is cheaper than the gathers
+                skip = rows.size - count  # few (or none): sorting them along is cheaper
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
             by_row = np.argsort(rows, kind="stable")
             rows = rows[by_row]
