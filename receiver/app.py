@@ -159,30 +159,27 @@ class Receiver:
         else:
             self._on_frame(message, size, arrival_s, show=decode)
 
-    def _switch_model(self, model_hash: str) -> bool:
-        """Decode with the model ``model_hash`` names from now on, when it is this receiver's
-        own model or a zoo model's pinned hash (e.g. a sender's ``--denoise``); zoo models
-        are loaded once, on the same device and precision."""
+    def _codec_for(self, model_hash: str) -> ImageCodec | None:
+        """The codec of the model ``model_hash`` names: this receiver's own or a zoo model's
+        pinned hash (e.g. a sender's ``--denoise``), loaded once on the same device and
+        precision; ``None`` for any other hash."""
         if model_hash not in self.codecs:
             name = zoo_name_for_hash(model_hash)
             if name is None:
-                return False
+                return None
             own = self.codec
             try:
                 self.codecs[model_hash] = ImageCodec.load(name, str(own.device), own.precision)
             except ModelFileError as error:
                 self._warn_once("zoo:" + name, f"cannot load zoo model {name!r}: {error}")
-                return False
-            self.log(f"receiver: the stream is coded with zoo model {name!r}; switched to it")
-        if self.codec is not self.codecs[model_hash]:
-            self.codec = self.codecs[model_hash]
-            self.decoder = VideoDecoder(self.codec)  # a new stream: it starts at a key frame
-        return True
+                return None
+        return self.codecs[model_hash]
 
     def _on_frame(
         self, message: wire.FrameMessage, size: int, arrival_s: float, show: bool = True
     ) -> None:
-        if message.model != self.codec.model_hash and not self._switch_model(message.model):
+        codec = self._codec_for(message.model)
+        if codec is None:
             self.stats.reject("model_mismatch")
             self._warn_once(
                 "model:" + message.model,
@@ -190,13 +187,23 @@ class Receiver:
                 f"loaded {self.codec.model_hash}; start it with the sender's --model",
             )
             return
-        if message.level >= self.codec.levels:
+        if message.level >= codec.levels:
             self.stats.reject("bad_level")
             return
         if message.width * message.height > MAX_PIXELS:
             self.stats.reject("frame_too_large")
             self._warn_once("size", f"frames above {MAX_PIXELS} pixels are refused")
             return
+        decoder = self.decoder
+        if codec is not self.codec:
+            # Another model's stream starts at its key frame; until one decodes, the current
+            # model and its reference stay (a stray message must not reset them).
+            if message.kind != "key":
+                self.stats.unreferenced += 1
+                self.stats.skip(message.seq)
+                self._ask_for_key_frame()
+                return
+            decoder = VideoDecoder(codec)
         if self.first_frame_s is None:
             self.first_frame_s = arrival_s
         started = time.perf_counter()
@@ -210,7 +217,7 @@ class Receiver:
             message.slice_bytes,
         )
         try:
-            decoded = self.decoder.decode(
+            decoded = decoder.decode(
                 coded, message.seq, missing=self._missing(message), synthesize=show
             )
         except MissingReference:
@@ -224,6 +231,10 @@ class Receiver:
             self._conceal()
             self._ask_for_key_frame()
             return
+        if decoder is not self.decoder:
+            self.codec, self.decoder = codec, decoder
+            name = zoo_name_for_hash(codec.model_hash) or codec.model_hash
+            self.log(f"receiver: the stream is now coded with model {name!r}; switched to it")
         if decoded.damaged or not self.decoder.synchronized:
             self._ask_for_key_frame()
         if decoded.rgb is None:
@@ -289,6 +300,11 @@ class Receiver:
 
     def _match(self, seq: int, original: np.ndarray) -> None:
         record, reconstruction = self.recent[seq]
+        if original.shape != reconstruction.shape:
+            # Consistent in itself but not with the frame of its seq (e.g. a sender that
+            # restarted at another --size): no PSNR from it.
+            self.stats.reject("bad_reference")
+            return
         record.psnr_db = psnr(original, reconstruction)
         self.last_pair = (original, reconstruction)
         if self.strip is not None and seq in self.latents:
@@ -299,13 +315,15 @@ def report_of(window: dict, lost: int) -> wire.ReportMessage:
     """A feedback report from a one-second statistics window."""
 
     def value(key: str) -> float:  # clocks of two machines may disagree: keep it in range
-        return -1.0 if window[key] is None else min(max(float(window[key]), -1.0), 1e7)
+        if window[key] is None:
+            return -1.0
+        return min(max(float(window[key]), -1.0), wire.MAX_REPORT_NUMBER)
 
     return wire.ReportMessage(
         "receiver",
         window["frames"],
-        window["kbps"],
-        lost,
+        value("kbps"),
+        min(lost, wire.MAX_REPORT_LOST),  # in range however the sequence numbers jumped
         value("latency_ms_p50"),
         value("decode_ms_median"),
         keyframe=False,

@@ -34,6 +34,10 @@ class FrameRecord:
 #: receiver that runs for days holds bounded memory. Counts and rates cover the whole run.
 MAX_RECORDS = 108_000
 
+#: A sequence number further ahead than this (36 minutes at 30 fps) starts over: a sender
+#: that restarted, not that many lost frames (which could otherwise grow without bound).
+MAX_SEQ_GAP = 1 << 16
+
 
 @dataclass
 class StreamStats:
@@ -52,9 +56,9 @@ class StreamStats:
     _last_seq: int | None = None
 
     def _see(self, seq: int) -> None:
-        if self._last_seq is not None and seq > self._last_seq + 1:
+        if self._last_seq is not None and 1 < seq - self._last_seq <= MAX_SEQ_GAP:
             self.lost += seq - self._last_seq - 1
-        self._last_seq = seq
+        self._last_seq = seq  # a step back or a larger jump: a restarted stream, no loss
 
     def add(self, record: FrameRecord) -> None:
         self._see(record.seq)

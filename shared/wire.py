@@ -132,6 +132,8 @@ class EndMessage:
 Message = FrameMessage | ReferenceMessage | EndMessage
 
 MAX_REPORT_BYTES = 1024
+MAX_REPORT_LOST = 2**31  # a report's "lost" count: senders refuse larger
+MAX_REPORT_NUMBER = 1e7  # kbps, latency_ms, decode_ms: senders refuse larger
 
 
 @dataclass(frozen=True)
@@ -211,10 +213,10 @@ def decode_report(raw: bytes) -> ReportMessage:
     return ReportMessage(
         stream=_stream(body),
         frames=_int(body, "frames", 0, 10**6),
-        kbps=_number(body, "kbps", 1e7),
-        lost=_int(body, "lost", 0, 2**31),
-        latency_ms=_number(body, "latency_ms", 1e7),
-        decode_ms=_number(body, "decode_ms", 1e7),
+        kbps=_number(body, "kbps", MAX_REPORT_NUMBER),
+        lost=_int(body, "lost", 0, MAX_REPORT_LOST),
+        latency_ms=_number(body, "latency_ms", MAX_REPORT_NUMBER),
+        decode_ms=_number(body, "decode_ms", MAX_REPORT_NUMBER),
         keyframe=keyframe,
     )
 

@@ -1,13 +1,16 @@
 """The receiver's message handling, in process: decoding, PSNR matching, rejections."""
 
 import cv2
+import numpy as np
 import pytest
 
-from receiver.app import MAX_PIXELS, Receiver
+from receiver.app import MAX_PIXELS, Receiver, report_of
 from receiver.stats import FrameRecord, StreamStats
 from shared import wire
 from shared.codec import ImageCodec
 from shared.metrics import psnr
+from shared.registry import ZOO
+from shared.video import VideoEncoder
 from tests.conftest import natural_like_image
 
 
@@ -83,6 +86,53 @@ def test_rejections_are_counted_by_reason(setup):
     }
     assert sum("coded with model" in line for line in logs) == 1
     assert not receiver.stats.records
+
+
+def test_a_reference_of_another_size_is_rejected_in_either_order(setup):
+    codec, receiver, _ = setup
+    small, large = natural_like_image(48, 64), natural_like_image(96, 128)
+    receiver.handle(frame_parts(codec, small, 0), 100, 0.0)
+    receiver.handle(reference_parts(large, 0), 100, 0.0)  # after its frame
+    receiver.handle(reference_parts(large, 1), 100, 0.0)  # before it
+    receiver.handle(frame_parts(codec, small, 1), 100, 0.0)
+    receiver.handle(frame_parts(codec, small, 2), 100, 0.0)
+    receiver.handle(reference_parts(small, 2), 100, 0.0)
+    assert dict(receiver.stats.rejected) == {"bad_reference": 2}
+    assert [r.psnr_db is not None for r in receiver.stats.records] == [False, False, True]
+
+
+def test_sequence_jumps_are_restarts_not_losses(setup):
+    codec, receiver, _ = setup
+    image = natural_like_image(32, 32)
+    for seq in (0, 2**63 - 1, 0, 2**63 - 1, 5, 7):
+        receiver.handle(frame_parts(codec, image, seq), 10, 0.0)
+    assert len(receiver.stats.records) == 6
+    assert receiver.stats.lost == 1  # only 6; the jumps and steps back are restarts
+    window = receiver.stats.window(-1.0, 1.0)
+    report = report_of(window, 2**70)  # however large, the report stays encodable
+    assert report.lost == wire.MAX_REPORT_LOST
+    assert wire.decode_report(wire.encode_report(report)) == report
+
+
+def test_a_rejected_frame_of_another_model_keeps_the_stream(setup):
+    codec, receiver, _ = setup
+    encoder = VideoEncoder(codec)
+    scene = natural_like_image(48, 96, seed=3)
+    messages = []
+    for seq in range(3):
+        coded = encoder.encode(np.ascontiguousarray(scene[:, 2 * seq : 2 * seq + 64]), 0)
+        fields = (coded.width, coded.height, codec.model_hash, 0, coded.payload, coded.kind)
+        messages.append(wire.encode_frame(wire.FrameMessage("s", seq, 0, *fields)))
+    assert [wire.decode(m).kind for m in messages] == ["key", "inter", "inter"]
+    other = ZOO["dense"][1][:16]
+    receiver.handle(messages[0], 10, 0.0)
+    receiver.handle(frame_parts(codec, scene[:, :64], 1, model=other, level=255), 10, 0.0)
+    receiver.handle(frame_parts(codec, scene[:, :64], 1, model=other, kind="inter"), 10, 0.0)
+    receiver.handle(messages[1], 10, 0.0)
+    receiver.handle(messages[2], 10, 0.0)
+    assert receiver.codec is codec and receiver.stats.rejected == {"bad_level": 1}
+    assert [r.seq for r in receiver.stats.records] == [0, 1, 2]
+    assert receiver.stats.unreferenced == 1  # the other model's predicted frame
 
 
 def test_payload_that_fails_entropy_decoding_is_rejected(setup):
