@@ -7,7 +7,15 @@ import argparse
 import signal
 import sys
 
-from shared.cli import ArgumentParser, probability
+from shared.cli import (
+    ArgumentParser,
+    device_name,
+    feedback_option,
+    positive_float,
+    positive_int,
+    probability,
+    zmq_address,
+)
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, ZOO
@@ -19,13 +27,15 @@ from .display import DisplayUnavailable
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m receiver", description="Receive and decode frames.")
-    p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="sender's ZeroMQ address")
+    p.add_argument(
+        "--connect", type=zmq_address, default="tcp://127.0.0.1:5555", help="sender's address"
+    )
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
         help=f"zoo model ({', '.join(ZOO)}) or model file path",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
     p.add_argument(
         "--precision",
@@ -39,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not ask for the lossless originals (saves bandwidth; no PSNR)",
     )
-    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--frames", type=positive_int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--duration", type=positive_float, default=None, help="stop after this many seconds"
+    )
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=positive_float,
         default=None,
         help="stop after this many seconds without any message",
     )
@@ -55,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--feedback",
+        type=feedback_option,
         default="auto",
         help="where to send reports: auto (the --connect port + 1), off, or tcp://...",
     )

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from shared import wire
-from shared.cli import stop_on_signals
+from shared.cli import check_output_file, prepare_output_folder, stop_on_signals
 from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
@@ -27,10 +27,13 @@ from shared.video import MissingReference, VideoDecoder
 
 from .conceal import Concealer
 from .display import FrameSink, StripSampler, code_view, plot_run, write_strip
+from .reference import is_safe_reference
 from .stats import FrameRecord, StreamStats, format_line
 from .subscriber import FrameSubscriber
 
-PENDING_LIMIT = 64  # frames/references kept while waiting for their partner
+# Frames and references kept while waiting for their partner (a reference follows its
+# frame at once): a few are enough, and each may be a 1920x1088 picture (6 MB).
+PENDING_LIMIT = 16
 KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most one key-frame request per this many seconds
 MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
 LATENT_HISTORY = 8  # decoded latents kept for the strip (references follow their frames)
@@ -62,16 +65,6 @@ class ReceiverConfig:
     conceal: str = "inpaint"  # damaged slices: inpaint (copy without the model), motion, copy, gray
     inpaint_model: str = "inpaint"  # zoo name or file of the inpainting network
     drop_slices: float = 0.0  # treat each slice as lost with this probability (tests, demos)
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from a PNG's IHDR chunk, or ``None`` when it is not a PNG."""
-    if len(data) < 24 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 class Receiver:
@@ -277,11 +270,10 @@ class Receiver:
             self._match(message.seq, self.references.pop(message.seq))
 
     def _on_reference(self, message: wire.ReferenceMessage) -> None:
-        # Check the PNG's own header before decoding, so a small message cannot make the
-        # decoder allocate an image larger than the frame it claims to be.
-        if message.width * message.height > MAX_PIXELS or png_size(message.png) != (
-            message.width,
-            message.height,
+        # Check the PNG before decoding, so a small message cannot make the decoder allocate
+        # an image larger than the frame it claims to be, or inflate gigabytes.
+        if message.width * message.height > MAX_PIXELS or not is_safe_reference(
+            message.png, message.width, message.height
         ):
             self.stats.reject("bad_reference")
             return
@@ -358,6 +350,10 @@ def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiv
 
 def run_receiver(config: ReceiverConfig) -> dict:
     """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
+    if config.out:
+        prepare_output_folder(config.out, "--out")
+    if config.record:
+        check_output_file(config.record, "--record")
     configure_threads(config.threads)
     codec = ImageCodec.load(config.model, config.device, config.precision)
     security = ClientSecurity(config.key, config.server_key) if config.secure else None

@@ -53,7 +53,7 @@ class Concealer:
         self.inpainter = inpainter
         self.motion = motion
         self.bands = 0  # damaged bands filled so far
-        self.copied = 0  # runs of damaged bands that ``inpaint`` copied (still surroundings)
+        self.copied = 0  # groups of damaged bands that ``inpaint`` copied (still surroundings)
 
     @classmethod
     def create(cls, method: str, model: str = "inpaint", log=print) -> Concealer:
@@ -98,14 +98,15 @@ class Concealer:
             out[mask] = previous[mask]
             return out
         out = rgb.copy()
-        for group in _runs(sorted(damaged)):
+        for group in _groups(sorted(damaged), slice_rows * stride):
             hole = damaged_mask(height, width, group, slice_rows, stride)
             rows = np.flatnonzero(hole[:, 0])
             first, end = int(rows[0]), int(rows[-1]) + 1
             if self.method == "motion":
                 if previous is not None:
                     motion = band_motion(rgb, previous, first, end)
-                    out[first:end] = shifted_previous(previous, motion, first, end)
+                    band = hole[first:end]
+                    out[first:end][band] = shifted_previous(previous, motion, first, end)[band]
                 continue
             if previous is not None:
                 change = context_change(rgb, previous, hole)
@@ -123,12 +124,16 @@ class Concealer:
         return out
 
 
-def _runs(indices: list[int]) -> list[list[int]]:
-    """Sorted slice indices split into runs of consecutive ones."""
-    runs: list[list[int]] = []
+def _groups(indices: list[int], band_rows: int) -> list[list[int]]:
+    """Sorted slice indices (bands of ``band_rows`` pixel rows) split into groups concealed
+    together: runs of consecutive slices, merged while at most ``2 * CONTEXT_ROWS`` intact
+    rows lie between two runs. The groups' windows then never overlap, so however a frame's
+    slices are cut and lost, concealing it costs at most one network pass over the frame
+    and a motion search per ``2 * CONTEXT_ROWS`` rows."""
+    groups: list[list[int]] = []
     for index in indices:
-        if runs and index == runs[-1][-1] + 1:
-            runs[-1].append(index)
+        if groups and (index - groups[-1][-1] - 1) * band_rows <= 2 * CONTEXT_ROWS:
+            groups[-1].append(index)
         else:
-            runs.append([index])
-    return runs
+            groups.append([index])
+    return groups

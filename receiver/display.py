@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -59,20 +60,28 @@ class FrameSink:
 
     def add(self, rgb: np.ndarray, lines: list[str]) -> None:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        if self.record_path:
-            size = (bgr.shape[1], bgr.shape[0])
-            if self.writer is None:
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                self.writer = cv2.VideoWriter(self.record_path, fourcc, self.fps, size)
-                if not self.writer.isOpened():
-                    raise OSError(f"cannot write video {self.record_path}")
-                self.size = size
-            if size == self.size:  # a video file has one frame size; others are skipped
-                self.writer.write(bgr)
+        if self.record_path and self.writer is None:
+            self._open_writer((bgr.shape[1], bgr.shape[0]))
+        if self.writer is not None and (bgr.shape[1], bgr.shape[0]) == self.size:
+            self.writer.write(bgr)  # a video file has one frame size; others are skipped
         if self.show:
             cv2.imshow(WINDOW, overlay(bgr, lines))
             if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                 self.closed_by_user = True
+
+    def _open_writer(self, size: tuple[int, int]) -> None:
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        writer = cv2.VideoWriter(self.record_path, fourcc, self.fps, size)
+        if not writer.isOpened():
+            # The stream goes on: its statistics and --out files are still wanted.
+            print(
+                f"receiver: warning: OpenCV cannot write {self.record_path} (use a .mp4 "
+                "name); not recording",
+                file=sys.stderr,
+            )
+            self.record_path = None
+            return
+        self.writer, self.size = writer, size
 
     def close(self) -> None:
         if self.writer is not None:

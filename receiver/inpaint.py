@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, non_negative_int
 from shared.modelfile import ModelFileError
 from shared.models.inpaint import Inpainter
 
@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the result (.png, .jpg, ...)")
     p.add_argument("--previous", default=None, help="optional earlier frame of the same scene")
     p.add_argument("--model", default="inpaint", help="zoo name or inpainting model file")
-    p.add_argument("--grow", type=int, default=0, help="grow the mask by this many pixels")
+    p.add_argument(
+        "--grow", type=non_negative_int, default=0, help="grow the mask by this many pixels"
+    )
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     return p
 
@@ -60,6 +62,7 @@ def inpaint_file(
             f"{rgb.shape[1]}x{rgb.shape[0]}"
         )
     if grow > 0:
+        grow = min(grow, max(mask.shape))  # beyond that it covers the image all the same
         kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
         mask = cv2.dilate(mask.astype(np.uint8), kernel) > 0
     previous = None

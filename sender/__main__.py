@@ -6,7 +6,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.cli import ArgumentParser, probability
+from shared import wire
+from shared.cli import (
+    ArgumentParser,
+    device_name,
+    feedback_option,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    zmq_address,
+)
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, ZOO
@@ -27,6 +38,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def stream_id(text: str) -> str:
+    if not 1 <= len(text) <= wire.MAX_STREAM_ID or not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"must be 1..{wire.MAX_STREAM_ID} printable characters (receivers refuse others)"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m sender", description="Encode and publish frames.")
     p.add_argument(
@@ -35,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera index (0), video file, image file or folder, 'sample', "
         "or 'auto' (camera 0 if present, else sample)",
     )
-    p.add_argument("--bind", default="tcp://*:5555", help="ZeroMQ address to publish on")
+    p.add_argument(
+        "--bind", type=zmq_address, default="tcp://*:5555", help="ZeroMQ address to publish on"
+    )
     p.add_argument(
         "--model",
         default=None,
@@ -81,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--roi-interval",
-        type=int,
+        type=positive_int,
         default=RoiSettings.interval,
         help="with --roi: run the face detector every N frames",
     )
     p.add_argument(
         "--roi-boost",
-        type=int,
+        type=non_negative_int,
         default=SenderConfig.roi_boost,
         help="with --roi and a fixed level: code this many levels higher (about the same "
         "rate as uniform coding; with --rate-kbps the rate controller decides)",
@@ -98,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="simulate loss: send each slice with a broken CRC-32 with this probability",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")
     p.add_argument(
         "--precision",
@@ -106,9 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="transforms' dtype (auto = bf16 on CPUs with native bf16, else fp32)",
     )
-    p.add_argument("--fps", type=float, default=None, help="pace at this rate (default: source's)")
-    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--fps", type=positive_float, default=None, help="pace at this rate (default: source's)"
+    )
+    p.add_argument("--frames", type=positive_int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--duration", type=positive_float, default=None, help="stop after this many seconds"
+    )
     p.add_argument("--loop", action="store_true", help="restart files and folders at their end")
     p.add_argument("--size", type=parse_size, default=None, help="resize frames to WxH")
     p.add_argument(
@@ -128,11 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--feedback",
+        type=feedback_option,
         default="auto",
         help="address for receivers' reports: auto (the --bind port + 1), off, or tcp://...",
     )
-    p.add_argument("--stream-id", default="cam0", help="name of this stream")
-    p.add_argument("--warmup", type=float, default=0.5, help="seconds before the first frame")
+    p.add_argument("--stream-id", type=stream_id, default="cam0", help="name of this stream")
+    p.add_argument(
+        "--warmup", type=non_negative_float, default=0.5, help="seconds before the first frame"
+    )
     p.add_argument("--stats-json", default=None, help="write the summary here")
     p.add_argument("--quiet", action="store_true", help="no per-second lines")
     p.add_argument("--dashboard", action="store_true", help="live terminal table instead of lines")

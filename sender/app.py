@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from shared import wire
-from shared.cli import stop_on_signals
+from shared.cli import check_output_file, stop_on_signals
 from shared.codec import ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
@@ -95,6 +95,8 @@ def run_sender(config: SenderConfig) -> dict:
     Returns the summary (also written to ``stats_json`` when set).
     """
     name = model_name(config)
+    if config.stats_json:
+        check_output_file(config.stats_json, "--stats-json")
     configure_threads(config.threads)
     codec = ImageCodec.load(name, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality

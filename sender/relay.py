@@ -20,13 +20,14 @@ and re-encrypts; it sees the stream in clear, so run it only on a machine you tr
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 
 import zmq
 
 from shared import wire
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, zmq_address
 from shared.feedback import feedback_address
 from shared.security import ClientSecurity, KeyFileError, ServerSecurity
 
@@ -46,6 +47,12 @@ class Relay:
         self.sockets: list[zmq.Socket] = []
         self.downstream_security = downstream_security
         up, down = upstream_security, downstream_security
+        for address in (upstream, bind):
+            if not re.fullmatch(r"tcp://.+:\d+", address):
+                raise ValueError(
+                    f"{address!r}: the relay needs tcp://HOST:PORT addresses with a fixed port "
+                    "(its feedback hop uses PORT + 1)"
+                )
         try:
             xsub = self._socket(zmq.XSUB, connect=upstream, security=up)
             xpub = self._socket(zmq.XPUB, bind=bind, security=down, hwm=16)
@@ -119,8 +126,12 @@ class Relay:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m sender.relay", description=__doc__)
-    parser.add_argument("--upstream", required=True, help="the sender, e.g. tcp://A:5555")
-    parser.add_argument("--bind", default="tcp://*:5555", help="where receivers connect")
+    parser.add_argument(
+        "--upstream", type=zmq_address, required=True, help="the sender, e.g. tcp://A:5555"
+    )
+    parser.add_argument(
+        "--bind", type=zmq_address, default="tcp://*:5555", help="where receivers connect"
+    )
     parser.add_argument(
         "--secure", action="store_true", help="CURVE on both hops (see the module docstring)"
     )

@@ -7,6 +7,7 @@ nominal frame rate (``None`` for a live camera, which paces itself).
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,19 +112,34 @@ def _open_images(files: list[Path], loop: bool, size, fps: float, description: s
         return _resize(frame, size)
 
     read(files[0])  # fail now, with a clear message, rather than mid-stream
+    skipped: set[Path] = set()
 
     def frames() -> Iterator[np.ndarray]:
         while True:
+            shown = 0
             for path in files:
-                yield read(path)
-            if not loop:
+                try:
+                    frame = read(path)
+                except SourceError as error:  # one bad file must not end the stream
+                    if path not in skipped:
+                        skipped.add(path)
+                        print(f"sender: warning: skipped: {error}", file=sys.stderr, flush=True)
+                    continue
+                shown += 1
+                yield frame
+            if not loop or not shown:
                 return
 
     return FrameSource(description, fps, frames())
 
 
 def _open_camera(index: int, size) -> FrameSource:
-    capture = cv2.VideoCapture(index)
+    quiet = cv2.utils.logging.LOG_LEVEL_SILENT
+    previous = cv2.utils.logging.setLogLevel(quiet)  # probing a missing camera is noisy
+    try:
+        capture = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
     if not capture.isOpened():
         raise SourceError(f"camera {index} is not available (no such device or it is busy)")
     capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of stale ones
@@ -148,14 +164,10 @@ def open_source(
     "sample" (the embedded clip, resized to 640x360 unless ``size`` is given), or "auto"
     (camera 0 when one is present, else the sample)."""
     if spec == "auto":
-        quiet = cv2.utils.logging.LOG_LEVEL_SILENT
-        previous = cv2.utils.logging.setLogLevel(quiet)  # probing a missing camera is noisy
         try:
             return _open_camera(0, size)
         except SourceError:
             spec = "sample"
-        finally:
-            cv2.utils.logging.setLogLevel(previous)
     if spec == "sample":
         return _open_video(
             sample_clip_path(), loop, size or SAMPLE_SIZE, "sample clip (Big Buck Bunny)"

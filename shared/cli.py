@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -27,6 +31,105 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a probability in 0..1, not {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """An argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the devices the codec
+    runs on; whether CUDA is present is checked when the model loads)."""
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, not {text!r}")
+
+
+def zmq_address(text: str) -> str:
+    """An argparse type: a ZeroMQ endpoint; a ``tcp://`` one must end in a port 1..65535
+    (or ``*``, any free port), which libzmq would otherwise wrap around silently."""
+    if text.startswith("tcp://"):
+        host, _, port = text[len("tcp://") :].rpartition(":")
+        if not host or not (port == "*" or (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not tcp://HOST:PORT with a port in 1..65535"
+            )
+    elif "://" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address like tcp://HOST:PORT")
+    return text
+
+
+def feedback_option(text: str) -> str:
+    """An argparse type: ``auto``, ``off`` or a ZeroMQ address (``zmq_address``)."""
+    return text if text in ("auto", "off") else zmq_address(text)
+
+
+def prepare_output_folder(path: str | Path, option: str) -> Path:
+    """Create the folder ``path`` (and its parents) at start-up, so that a run does not find
+    out only at its end that it cannot write its results; ``ValueError`` names ``option``."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"{option} {folder} is a file, not a folder") from None
+    except OSError as error:
+        raise ValueError(f"{option}: cannot create folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option}: folder {folder} is not writable")
+    return folder
+
+
+def check_output_file(path: str | Path, option: str) -> None:
+    """Raise ``ValueError`` (naming ``option``) at start-up when ``path`` cannot be written:
+    its folder is missing or read-only, or it is a folder."""
+    file = Path(path)
+    folder = file.parent
+    if file.is_dir():
+        raise ValueError(f"{option} {file} is a folder, not a file")
+    if not folder.is_dir():
+        raise ValueError(f"{option}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        raise ValueError(f"{option}: {file} is not writable")
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
 from .modelfile import ModelFile, ModelFileError, load_model_file
 from .models.hyperprior import PRIOR_TILE, HyperpriorModel
 from .models.integer import IntegerNetwork
-from .registry import build_model, resolve_model_path
+from .registry import AUXILIARY, ZOO, build_model, resolve_model_path
 from .wire import cut_payload
 
 #: Parameters that only training uses; model files do not carry them.
@@ -188,6 +188,11 @@ class ImageCodec:
         """Load a zoo model by name (e.g. ``"fast"``) or a model file by path."""
         path, pinned = resolve_model_path(name_or_path)
         if not Path(path).exists():
+            if name_or_path in AUXILIARY:
+                raise ModelFileError(
+                    f"{name_or_path!r} is the receiver's inpainting network, not a codec; "
+                    f"codecs: {', '.join(ZOO)}"
+                )
             raise ModelFileError(f"model {name_or_path!r} not found (no file {path})")
         model_file = load_model_file(path)
         if pinned is not None and model_file.content_sha256 != pinned:

@@ -133,7 +133,10 @@ def _read_verified(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str, 
         raw = path.read_bytes()
     except OSError as error:
         raise ModelFileError(f"cannot read model file {path}: {error.strerror}") from error
-    meta = _read_metadata(raw)
+    try:
+        meta = _read_metadata(raw)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path} is not a latentcast model file: {error}") from None
     if meta.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
             f"model file {path} has format version {meta.get('format_version')}, "

@@ -30,6 +30,9 @@ def generate_keypair(directory: str | Path, name: str) -> tuple[Path, Path]:
     if not name or "/" in name or name.startswith("."):
         raise KeyFileError(f"key name {name!r} must be a plain file name")
     directory = Path(directory)
+    for existing in (directory / f"{name}.key", directory / f"{name}.key_secret"):
+        if existing.exists():  # a new pair would lock out every peer that trusts the old one
+            raise KeyFileError(f"{existing} already exists; remove it first or pick another name")
     directory.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.auth.create_certificates(directory, name)
     Path(secret).chmod(0o600)

@@ -59,8 +59,10 @@ class VideoSettings:
             raise ValueError("the key-frame interval must be at least 1 frame")
         if self.slice_rows < 0 or self.slice_rows % 4:
             raise ValueError("slice rows must be a non-negative multiple of 4")
-        if not 0.0 <= self.deadzone <= 2.0 or self.skip_l1 < 0:
-            raise ValueError("deadzone must be in 0..2 and skip_l1 non-negative")
+        if not 0.0 <= self.deadzone <= 2.0:
+            raise ValueError(f"the deadzone (--deadzone) must be in 0..2, not {self.deadzone}")
+        if self.skip_l1 < 0:
+            raise ValueError("skip_l1 must be non-negative")
 
 
 @dataclass

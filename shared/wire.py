@@ -11,8 +11,11 @@ subscribe to a topic costs no bandwidth for it):
   ``kind`` "key" (decodable alone) or "inter" (predicted from frame ``seq - 1``; see
   ``shared.video``), ``rows`` latent rows per slice (0 = one slice), ``payload`` the
   entropy-coded slices one after another (bin), ``slices`` the byte length of each slice
-  (array of 1..64 ints, each a multiple of 4, summing to the payload's length), ``crcs`` the
-  CRC-32 of each slice (array, same length). A slice whose CRC does not match is reported in
+  (array of 1..64 ints, each a multiple of 4, summing to the payload's length), ``crcs`` one
+  CRC-32 per slice (array, same length) over the frame's header and then the slice:
+  ``zlib.crc32(slice, zlib.crc32(header))`` with ``header`` the msgpack array ``[v, t,
+  stream, seq, ts_us, w, h, model, level, kind, rows, slices]`` (``frame_header``), so a
+  damaged header field fails every slice. A slice whose CRC does not match is reported in
   ``FrameMessage.damaged`` (the receiver conceals its band); a frame with every slice
   damaged is rejected.
 - ``b"lc.ref"``: the sender's original frame, losslessly PNG-coded, for measuring the true
@@ -41,14 +44,19 @@ from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL_VERSION = 4  # 2: key/inter frames, slices; 3: hyperprior tables per prior tile;
-# 4: hyperprior latents of table row 0 are implied zeros (not coded)
+PROTOCOL_VERSION = 5  # 2: key/inter frames, slices; 3: hyperprior tables per prior tile;
+# 4: hyperprior latents of table row 0 are implied zeros (not coded); 5: the slice CRCs
+# cover the frame's header too (the payload bytes are protocol 4's)
 TOPIC_FRAME = b"lc.frame"
 TOPIC_REFERENCE = b"lc.ref"
 TOPIC_END = b"lc.end"
 TOPICS = (TOPIC_FRAME, TOPIC_REFERENCE, TOPIC_END)
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# Above any message a receiver accepts (at most 1920x1088 pixels): a reference PNG of noise
+# is 6.3 MB, a key frame of the `dense` model whose every latent is an escape 6.6 MB. A
+# receiver queues up to 64 messages, so this bounds what a flood of large ones makes it
+# hold (1 GiB; it was 2 GiB at 32 MiB).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_SIDE = 4096
 MAX_STREAM_ID = 64
 MAX_SLICES = 64
@@ -221,12 +229,33 @@ def decode_report(raw: bytes) -> ReportMessage:
     )
 
 
-def payload_crc(payload: bytes) -> int:
-    return zlib.crc32(payload) & 0xFFFFFFFF
+def frame_header(message: FrameMessage) -> bytes:
+    """The bytes every slice CRC of ``message`` starts from: its header fields (all but
+    ``payload`` and ``crcs``) as one msgpack array, in the module docstring's order."""
+    fields = [
+        PROTOCOL_VERSION,
+        "frame",
+        message.stream,
+        message.seq,
+        message.ts_us,
+        message.width,
+        message.height,
+        message.model,
+        message.level,
+        message.kind,
+        message.slice_rows,
+        [len(piece) for piece in message.slices()],
+    ]
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+def frame_crcs(message: FrameMessage) -> list[int]:
+    """The CRC-32 of each slice of ``message``, each continued from its header's CRC."""
+    header_crc = zlib.crc32(frame_header(message))
+    return [zlib.crc32(piece, header_crc) & 0xFFFFFFFF for piece in message.slices()]
 
 
 def encode_frame(message: FrameMessage) -> list[bytes]:
-    slices = message.slices()
     body = {
         "v": PROTOCOL_VERSION,
         "t": "frame",
@@ -240,8 +269,8 @@ def encode_frame(message: FrameMessage) -> list[bytes]:
         "kind": message.kind,
         "rows": message.slice_rows,
         "payload": message.payload,
-        "slices": [len(piece) for piece in slices],
-        "crcs": [payload_crc(piece) for piece in slices],
+        "slices": [len(piece) for piece in message.slices()],
+        "crcs": frame_crcs(message),
     }
     return [TOPIC_FRAME, msgpack.packb(body, use_bin_type=True)]
 
@@ -344,11 +373,8 @@ def decode(frames: list[bytes]) -> Message:
     message = FrameMessage(
         stream, seq, ts_us, width, height, model, level, payload, kind, rows, canonical
     )
-    damaged = frozenset(
-        i
-        for i, (piece, crc) in enumerate(zip(message.slices(), crcs, strict=True))
-        if payload_crc(piece) != crc
-    )
+    expected = frame_crcs(message)
+    damaged = frozenset(i for i, crc in enumerate(crcs) if crc != expected[i])
     if len(damaged) == len(sizes):
         raise WireError("checksum", "no slice's CRC-32 matches")
     if damaged:

@@ -212,7 +212,7 @@ def test_protocol_version_mismatch_is_reported(tmp_path, tiny_model_path, subpro
         ("sender", ["--bind", "nonsense://x"], "cannot bind"),
         ("sender", ["--size", "12by3"], "size must look like"),
         ("sender", ["--quality", "99", "--source", "sample"], "quality level"),
-        ("receiver", ["--connect", "not-an-address"], "cannot connect"),
+        ("receiver", ["--connect", "not-an-address"], "not an address"),
         ("receiver", ["--model", "/no/model.safetensors"], "not found"),
     ],
 )

@@ -147,9 +147,11 @@ class Inpainter:
         """A zoo name (``shared.registry.AUXILIARY``) or a model file path; raises
         ``ModelFileError`` when the file is missing, damaged or not an inpainting model."""
         from ..modelfile import ModelFileError, load_weights_file
-        from ..registry import resolve_auxiliary_path
+        from ..registry import ZOO, resolve_auxiliary_path
 
         path, pinned = resolve_auxiliary_path(name_or_path)
+        if name_or_path in ZOO and not path.exists():
+            raise ModelFileError(f"{name_or_path!r} is a codec, not an inpainting model")
         loaded = load_weights_file(path)
         if pinned is not None and loaded.content_sha256 != pinned:
             raise ModelFileError(

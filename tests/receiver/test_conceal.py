@@ -80,11 +80,12 @@ def test_inpaint_copies_where_the_surroundings_did_not_change():
     network = Recording()
     concealer = Concealer("inpaint", network)
     out = concealer(rgb, previous, [1, 4], slice_rows=1, stride=16)
-    # band 1 (rows 16..31): neighbours rows 0..15 and 32..47 unchanged -> copied
+    # Bands 1 and 4 (rows 16..31 and 64..79, 32 intact rows apart) are one group; the rows
+    # around both (0..15, 32..63, 80..95) are unchanged -> copied
     assert np.array_equal(out[16:32], previous[16:32])
-    # band 4 (rows 64..79): neighbours rows 48..63 and 80..95, still -> copied as well
     assert np.array_equal(out[64:80], previous[64:80])
-    assert network.calls == 0 and concealer.copied == 2
+    assert np.array_equal(out[32:64], rgb[32:64])
+    assert network.calls == 0 and concealer.copied == 1
     out = concealer(rgb, previous, [6], slice_rows=1, stride=16)  # rows 96..111: moved
     assert (out[96:112] == 7).all() and network.calls == 1
 
@@ -109,6 +110,34 @@ def test_inpaint_falls_back_to_copy_without_a_model(tmp_path):
     assert concealer.method == "copy" and "copy-previous" in logs[0]
     with pytest.raises(ValueError):
         Concealer("blur")
+
+
+def test_many_lost_slices_cost_one_network_pass_and_keep_the_bands_between(
+    inpaint_model_path,
+):
+    # Every other one-row slice lost (a hostile or broken sender): the runs are concealed
+    # together, in one pass of the network, not one pass per run.
+    height, width = 512, 64
+    rgb, previous = natural_like_image(height, width, seed=1), natural_like_image(height, width)
+    damaged = list(range(0, height // 16, 2))
+    mask = damaged_mask(height, width, damaged, slice_rows=1, stride=16)
+    inpainter = Inpainter.load(str(inpaint_model_path))
+    calls = []
+
+    def counting(image, hole, part):
+        calls.append(image.shape[0])
+        return inpainter(image, hole, part)
+
+    for method, fill in (("inpaint", counting), ("motion", None)):
+        concealer = Concealer(method, fill)
+        out = concealer(rgb, previous, damaged, 1, 16)
+        assert np.array_equal(out[~mask], rgb[~mask]), method  # the intact bands between
+        assert concealer.bands == len(damaged)
+    assert calls == [height]
+    # Runs further apart than both their context windows stay separate.
+    calls.clear()
+    Concealer("inpaint", counting)(rgb, previous, [0, 31], 1, 16)
+    assert len(calls) == 2
 
 
 def stream(codec, count, drop=None):

@@ -6,7 +6,7 @@ import sys
 
 import cv2
 
-from receiver.display import gui_problem, overlay
+from receiver.display import FrameSink, gui_problem, overlay
 from tests.conftest import ROOT, natural_like_image
 from tests.test_end_to_end import run_pair
 
@@ -52,3 +52,12 @@ def test_overlay_draws_on_a_copy():
     drawn = overlay(image, ["100 kbps  30.0 fps", "PSNR 30.00 dB"])
     assert drawn.shape == image.shape and (drawn != image).any()
     assert (image == natural_like_image(120, 360)).all()
+
+
+def test_a_recording_opencv_cannot_write_is_dropped_with_a_warning(tmp_path, capsys):
+    sink = FrameSink(show=False, record=str(tmp_path / "video.unknown-container"))
+    for _ in range(3):
+        sink.add(natural_like_image(32, 48), ["line"])  # the stream goes on
+    sink.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not recording" in err[0]

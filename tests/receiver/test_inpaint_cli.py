@@ -57,3 +57,13 @@ def test_errors_are_one_line(files, capsys, change, message):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_a_huge_grow_fills_the_whole_image_without_a_huge_kernel(files, capsys):
+    folder, _, _ = files
+    args = ["--image", str(folder / "in.png"), "--mask", str(folder / "mask.png")]
+    args += ["--out", str(folder / "out.png"), "--model", str(folder / "m.safetensors")]
+    assert main([*args, "--grow", "100000"]) == 0  # the kernel would need 37 GiB unclamped
+    assert f"{60 * 90} pixels filled" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*args, "--grow", "-1"])

@@ -13,7 +13,7 @@ from receiver.subscriber import FrameSubscriber
 from sender.publisher import FramePublisher
 from shared import wire
 from shared.codec import ImageCodec
-from shared.security import ClientSecurity, KeyFileError, ServerSecurity
+from shared.security import ClientSecurity, KeyFileError, ServerSecurity, main
 from tests.conftest import ROOT, natural_like_image
 
 STREAM_ID = "plaintext-marker-stream"
@@ -146,6 +146,9 @@ def test_keygen_command_and_cli_errors(tmp_path, subprocess_env, tiny_model_path
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "rx.key").exists() and (tmp_path / "rx.key_secret").exists()
     assert oct((tmp_path / "rx.key_secret").stat().st_mode & 0o777) == "0o600"
+    secret = (tmp_path / "rx.key_secret").read_bytes()
+    assert main(["keygen", "--out", str(tmp_path), "--name", "rx"]) == 2  # never overwrites
+    assert (tmp_path / "rx.key_secret").read_bytes() == secret
     result = subprocess.run(
         [
             sys.executable,

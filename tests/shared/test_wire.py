@@ -133,6 +133,27 @@ def test_corrupted_payload_fails_the_checksum():
 
 
 @pytest.mark.parametrize(
+    "changes",
+    [
+        {"stream": "cam1"},
+        {"seq": 8},
+        {"ts_us": 1_700_000_000_000_001},
+        {"w": 160},
+        {"h": 128},
+        {"model": "0123456789abcdee"},
+        {"level": 5},
+        {"kind": "inter"},
+        {"rows": 4},
+        {"slices": [8, 24, 8]},
+    ],
+)
+def test_a_changed_header_field_fails_every_slice_crc(changes):
+    # A header damaged in transit must not decode into a different (drifting) picture.
+    message = frame(kind="key", slice_rows=8, slice_bytes=(8, 16, 16))
+    assert reason_of(repack(wire.encode_frame(message), **changes)) == "checksum"
+
+
+@pytest.mark.parametrize(
     "parts, reason",
     [
         ([b"lc.frame"], "bad_framing"),
