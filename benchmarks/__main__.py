@@ -3,15 +3,27 @@ thin argparse shell over the benchmarks (``stream --link-kbps M`` needs root for
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
 
 from sender.__main__ import parse_size
-from shared.cli import ArgumentParser, probability
+from shared.cli import ArgumentParser, non_negative_int, positive_int, probability
 from shared.codec import PRECISIONS
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 
+from .rd import CLASSIC
 from .stream import DEFAULT_QUEUE_MS
+
+RATE_SETTLE_S = 2.0  # seconds before ``rate`` starts to measure
+
+
+def output_folder(text: str) -> str:
+    """An argparse type: a folder to write into (made if missing), not a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
 
 
 def stream_argument_problem(args) -> str | None:
@@ -71,54 +83,56 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     rd = commands.add_parser("rd", help="rate-distortion on an image folder (e.g. Kodak)")
     rd.add_argument("--images", required=True, help="folder of PNG images")
-    rd.add_argument("--out", required=True, help="output folder")
+    rd.add_argument("--out", required=True, type=output_folder, help="output folder")
     rd.add_argument("--models", nargs="*", default=None, help="zoo names or model files")
     rd.add_argument(
-        "--classic", nargs="*", default=None, help="subset of jpeg webp avif x264-intra"
+        "--classic", nargs="*", default=None, choices=list(CLASSIC), help="default: all"
     )
-    rd.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    rd.add_argument("--limit", type=positive_int, default=None, help="use only the first N images")
     rd.add_argument("--reference-rd", default=None, help="folder of published RD curves")
-    rd.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    rd.add_argument(
+        "--threads", type=non_negative_int, default=0, help="PyTorch threads (0 = default)"
+    )
     speed = commands.add_parser("speed", help="per-stage speed vs x264, JPEG and CompressAI")
-    speed.add_argument("--out", required=True, help="output folder")
+    speed.add_argument("--out", required=True, type=output_folder, help="output folder")
     speed.add_argument("--videos", default=None, help="folder with webcam_* and *720p* clips")
     speed.add_argument("--model", default=DEFAULT_MODEL, help="zoo name or model file")
     speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
     speed.add_argument("--precision", choices=PRECISIONS, default="auto")
-    speed.add_argument("--frames", type=int, default=60, help="frames per size")
+    speed.add_argument("--frames", type=positive_int, default=60, help="frames per size")
     video = commands.add_parser("video", help="video RD: intra-only vs inter vs x264")
     video.add_argument("--videos", required=True, help="folder with the test clips")
-    video.add_argument("--out", required=True, help="output folder")
+    video.add_argument("--out", required=True, type=output_folder, help="output folder")
     video.add_argument("--model", default="realtime", help="zoo name or model file")
-    video.add_argument("--frames", type=int, default=150, help="frames per clip")
+    video.add_argument("--frames", type=positive_int, default=150, help="frames per clip")
     video.add_argument("--keyframe-interval", type=int, default=300, help="for ours and x264")
     video.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
     video.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     video.add_argument("--no-x264", dest="x264", action="store_false")
-    video.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    video.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     rate = commands.add_parser("rate", help="rate-control accuracy on real clips (offline)")
     rate.add_argument("--videos", required=True, help="folder with the test clips")
-    rate.add_argument("--out", required=True, help="output folder")
+    rate.add_argument("--out", required=True, type=output_folder, help="output folder")
     rate.add_argument("--model", default="realtime", help="zoo name or model file")
     rate.add_argument("--rate-kbps", type=float, nargs="+", default=[300.0, 800.0])
     rate.add_argument("--seconds", type=float, default=20.0, help="stream time per run")
     rate.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
-    rate.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    rate.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     roi = commands.add_parser("roi", help="region-of-interest (face) vs uniform coding")
     roi.add_argument("--videos", required=True, help="folder with the talking-head clips")
-    roi.add_argument("--out", required=True, help="output folder")
+    roi.add_argument("--out", required=True, type=output_folder, help="output folder")
     roi.add_argument("--model", default="realtime", help="zoo name or model file")
-    roi.add_argument("--frames", type=int, default=90, help="frames per clip")
+    roi.add_argument("--frames", type=positive_int, default=90, help="frames per clip")
     roi.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
     roi.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
-    roi.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    roi.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     roi.add_argument("--key-deadzone", type=float, default=None, help="outside, key frames")
     roi.add_argument("--deadzone", type=float, default=None, help="outside, predicted frames")
     roi.add_argument("--skip-l1", type=int, default=None, help="outside, predicted frames")
     stream = commands.add_parser(
         "stream", help="sender and receiver processes, optionally over a shaped link"
     )
-    stream.add_argument("--out", required=True, help="output folder")
+    stream.add_argument("--out", required=True, type=output_folder, help="output folder")
     stream.add_argument(
         "--source", default="sample", help="video file, image folder, camera index or 'sample'"
     )
@@ -159,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     conceal = commands.add_parser("conceal", help="lost-slice concealment: inpaint/copy/gray")
     conceal.add_argument("--videos", required=True, help="folder with the test clips")
-    conceal.add_argument("--out", required=True, help="output folder")
+    conceal.add_argument("--out", required=True, type=output_folder, help="output folder")
     conceal.add_argument("--model", default="realtime", help="codec: zoo name or model file")
     conceal.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
-    conceal.add_argument("--frames", type=int, default=100, help="frames per clip")
+    conceal.add_argument("--frames", type=positive_int, default=100, help="frames per clip")
     conceal.add_argument("--quality", type=int, default=None, help="level (default: middle)")
     conceal.add_argument("--slice-rows", type=int, default=8, help="latent rows per slice")
     conceal.add_argument(
@@ -172,24 +186,28 @@ def main(argv: list[str] | None = None) -> int:
         help="lose each slice with this probability (default: exactly one slice per frame)",
     )
     conceal.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
-    conceal.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    conceal.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     example = commands.add_parser("inpaint-example", help="remove a caption by inpainting")
     example.add_argument("--image", required=True, help="image to overlay a caption on")
-    example.add_argument("--out", required=True, help="output folder")
+    example.add_argument("--out", required=True, type=output_folder, help="output folder")
     example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
     example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
     denoise = commands.add_parser(
         "denoise", help="noisy images: regular codec vs denoising codec vs NLM + JPEG"
     )
     denoise.add_argument("--images", required=True, help="folder of clean PNG images")
-    denoise.add_argument("--out", required=True, help="output folder")
+    denoise.add_argument("--out", required=True, type=output_folder, help="output folder")
     denoise.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1])
     denoise.add_argument(
         "--regular", default="fast", help="(a): the model the denoiser was fine-tuned from"
     )
     denoise.add_argument("--denoise-model", default=DENOISE_MODEL, help="(b): zoo name or file")
-    denoise.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    denoise.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = default)")
+    denoise.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N images"
+    )
+    denoise.add_argument(
+        "--threads", type=non_negative_int, default=0, help="PyTorch threads (0 = default)"
+    )
     denoise.add_argument(
         "--tune-nlm-on",
         default=None,
@@ -201,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         problem = stream_argument_problem(args)
         if problem:
             parser.error(problem)
+    else:  # (stream's processes report on their own sources)
+        # FFmpeg's own lines ("moov atom not found") would precede our one-line error about
+        # a broken clip; OpenCV reads this once, at its first capture (-8: AV_LOG_QUIET).
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         if args.command in _TORCH_THREADS:
             import torch
@@ -209,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             if threads:  # 0: PyTorch's default
                 torch.set_num_threads(threads)
         return _RUNNERS[args.command](args)
-    except (FileNotFoundError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
-        print(f"benchmarks: error: {error}", file=sys.stderr)
+    except (OSError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
+        # A KeyError's str() is the repr of its message, quotes and all.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"benchmarks: error: {message}", file=sys.stderr)
         return 2
 
 
@@ -249,12 +273,18 @@ def _video(args) -> int:
 
 
 def _rate(args) -> int:
-    from .rate import DEFAULT_CLIPS, run_rate
+    from .rate import DEFAULT_CLIPS, WINDOW_S, run_rate
 
     if any(target <= 0 for target in args.rate_kbps):
         raise ValueError("--rate-kbps must be positive")
+    shortest = RATE_SETTLE_S + WINDOW_S
+    if not args.seconds >= shortest:
+        raise ValueError(
+            f"--seconds must be >= {shortest:g} ({RATE_SETTLE_S:g} s to settle, then one "
+            f"{WINDOW_S:g} s window), not {args.seconds:g}"
+        )
     clips = _clips(args, DEFAULT_CLIPS)
-    run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, 2.0, clips)
+    run_rate(args.videos, args.out, args.model, args.rate_kbps, args.seconds, RATE_SETTLE_S, clips)
     return 0
 
 
@@ -300,13 +330,16 @@ def _inpaint_example(args) -> int:
 
 
 def _denoise(args) -> int:
-    from .denoise import run_denoise, tune_nlm, tuning_images
+    from .denoise import run_denoise
 
-    factors = None
-    if args.tune_nlm_on:
-        factors = tune_nlm(tuning_images(args.tune_nlm_on), args.sigmas)
     run_denoise(
-        args.images, args.out, args.sigmas, args.regular, args.denoise_model, args.limit, factors
+        args.images,
+        args.out,
+        args.sigmas,
+        args.regular,
+        args.denoise_model,
+        args.limit,
+        tune_nlm_on=args.tune_nlm_on,
     )
     return 0
 

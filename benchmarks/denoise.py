@@ -175,8 +175,12 @@ def run_denoise(
     denoise: str = DENOISE_MODEL,
     limit: int | None = None,
     nlm_factors: dict[float, float] | None = None,
+    tune_nlm_on: str | None = None,
 ) -> dict:
-    """Run the benchmark; writes ``denoise.json`` and ``denoise.png`` in ``out_dir``."""
+    """Run the benchmark; writes ``denoise.json`` and ``denoise.png`` in ``out_dir``.
+
+    With ``tune_nlm_on`` (a folder), NLM's strength per sigma is first chosen on its images
+    (``tune_nlm``), after the images and models are checked."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean = load_images(Path(images_dir), limit)
@@ -184,6 +188,8 @@ def run_denoise(
         "regular": ImageCodec.load(regular, "cpu"),
         "denoise": ImageCodec.load(denoise, "cpu"),
     }
+    if tune_nlm_on:
+        nlm_factors = tune_nlm(tuning_images(tune_nlm_on), sigmas)
     jpeg = CLASSIC["jpeg"][1]
     report = {
         "images": images_dir,

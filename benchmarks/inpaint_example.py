@@ -38,11 +38,16 @@ def hole_psnr(a: np.ndarray, b: np.ndarray, hole: np.ndarray) -> float:
 
 
 def run_example(image: str, out: str, text: str, model: str = "inpaint") -> dict:
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     bgr = read_image(image, "image")
     mask = caption_mask(*bgr.shape[:2], text)
     hole = mask > 127
+    if not hole.any():  # no hole, no PSNR over it
+        raise ValueError(
+            f"the caption --text {text!r} covers no pixel of the {bgr.shape[1]}x{bgr.shape[0]} "
+            "image: give visible text and a larger --image"
+        )
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     captioned = bgr.copy()
     captioned[hole] = (255, 255, 255)
     cv2.imwrite(str(out_dir / "captioned.png"), captioned)

@@ -88,7 +88,10 @@ def run_rate(
         "window_s": WINDOW_S,
         "clips": {},
     }
-    for clip in find_clips(videos, patterns):
+    clips = find_clips(videos, patterns)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails fast
+    for clip in clips:
         frames, fps = read_clip(clip, max_frames)
         entry = {}
         for target in targets:
@@ -126,7 +129,5 @@ def run_rate(
         if row["worst_deviation_pct"] is not None
     ]
     results["worst_deviation_pct_all"] = max(worst) if worst else None
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "rate.json").write_text(json.dumps(results, indent=2))
     return results

@@ -183,11 +183,26 @@ def evaluate(images: list[np.ndarray], run, quality) -> Point:
 
 
 def load_images(folder: Path, limit: int | None) -> list[np.ndarray]:
+    """The RGB images of ``folder`` (the first ``limit`` by name); ``ValueError`` naming the
+    first file that does not decode."""
+    if not folder.exists():
+        raise FileNotFoundError(f"no folder {folder}")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".ppm"})
     if not files:
         raise FileNotFoundError(f"no images in {folder}")
-    files = files[:limit] if limit else files
-    return [cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in files]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be >= 1, not {limit}")
+        files = files[:limit]
+    images = []
+    for path in files:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"cannot read image {path} (damaged, or not an image)")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return images
 
 
 def run_rd(
@@ -198,13 +213,29 @@ def run_rd(
     limit: int | None = None,
     reference_dir: str | None = None,
 ) -> dict:
-    """Run the benchmark; writes ``rd.json``, ``bd_rate.json`` and ``rd.png`` in ``out_dir``."""
+    """Run the benchmark; writes ``rd.json``, ``bd_rate.json`` and ``rd.png`` in ``out_dir``.
+
+    Codec names, models, images and reference curves are all checked before the first
+    point is measured."""
+    classic = list(CLASSIC) if classic is None else classic
+    unknown = [name for name in classic if name not in CLASSIC]
+    if unknown:
+        raise ValueError(f"unknown --classic {unknown[0]!r}; choose from {', '.join(CLASSIC)}")
+    if reference_dir is not None:
+        if not Path(reference_dir).is_dir():
+            raise FileNotFoundError(f"--reference-rd {reference_dir}: no such folder")
+        if not load_reference_curves(Path(reference_dir)):
+            raise FileNotFoundError(
+                f"--reference-rd {reference_dir}: no published curves (kodak-compressai/*.json)"
+            )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = load_images(Path(images_dir), limit)
+    codecs = {
+        name: ImageCodec.load(name, "cpu") for name in (list(ZOO) if models is None else models)
+    }
     results: dict[str, list[dict]] = {}
-    for name in models if models is not None else list(ZOO):
-        codec = ImageCodec.load(name, "cpu")
+    for name, codec in codecs.items():
         name = name if name in ZOO else Path(name).stem
         results[name] = [
             {"quality": level} | evaluate(images, _ours(codec), level).__dict__
@@ -214,7 +245,7 @@ def run_rd(
             f"{name}: " + "  ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in results[name]),
             flush=True,
         )
-    for name in classic if classic is not None else list(CLASSIC):
+    for name in classic:
         qualities, run = CLASSIC[name]
         results[name] = [{"quality": q} | evaluate(images, run, q).__dict__ for q in qualities]
         print(
@@ -273,7 +304,7 @@ def plot_rd(results: dict, path: Path, reference_dir: str | None) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 6))
-    if reference_dir and Path(reference_dir).is_dir():
+    if reference_dir:
         for name, (bpp, db) in load_reference_curves(Path(reference_dir)).items():
             ax.plot(bpp, db, "--", lw=0.9, alpha=0.6, label=f"{name} (published)")
     for name, pts in results.items():

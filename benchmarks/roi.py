@@ -161,7 +161,10 @@ def run_roi(
         "clips": {},
         "skipped_clips": {},
     }
-    for clip in find_clips(videos, patterns):
+    clip_paths = find_clips(videos, patterns)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails fast
+    for clip in clip_paths:
         rgb_frames, fps = read_clip(clip, frames)
         height, width = rgb_frames[0].shape[:2]
         tracker = FaceRoi(codec.stride, settings)
@@ -194,8 +197,6 @@ def run_roi(
         "mean over clips, ROI minus uniform at equal bits: "
         + ", ".join(f"{k} {_fmt(v)}" for k, v in results["mean_over_clips"].items())
     )
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "roi.json").write_text(json.dumps(results, indent=2))
     if results["clips"]:
         plot(results, out_dir / "roi.png")

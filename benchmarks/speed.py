@@ -326,10 +326,15 @@ def run_speed(
     frames: int = 60,
 ) -> dict:
     """Run the benchmark; writes ``speed.json`` and ``profile.txt`` in ``out_dir``."""
+    if videos is not None and not Path(videos).is_dir():
+        raise FileNotFoundError(f"no folder {videos}")  # not the sample in its place
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, not {frames}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     codec = ImageCodec.load(model, "cpu", precision)
     level = codec.levels // 2 if level is None else level
+    codec.check_level(level)
     cores = os.cpu_count() or 1
     report: dict = {
         "machine": {

@@ -141,12 +141,20 @@ def _bd(reference: list[dict], test: list[dict]) -> float | None:
 
 
 def find_clips(videos: str, patterns: tuple[str, ...]) -> list[Path]:
+    """The clips of ``videos`` matching ``patterns``, each checked to give a frame, so a
+    broken clip is reported before the benchmark spends time on the others."""
     folder = Path(videos)
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {videos}")
     clips = sorted({p for pattern in patterns for p in folder.glob(pattern)})
     if not clips:
         raise FileNotFoundError(f"no clips matching {', '.join(patterns)} in {videos}")
+    for clip in clips:
+        capture = cv2.VideoCapture(str(clip))
+        readable = capture.read()[0]
+        capture.release()
+        if not readable:
+            raise ValueError(f"cannot read frames from {clip}")
     return clips
 
 
@@ -175,7 +183,10 @@ def run_video(
         "settings": inter_settings.__dict__,
         "clips": {},
     }
-    for clip in find_clips(videos, patterns):
+    clips = find_clips(videos, patterns)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails fast
+    for clip in clips:
         rgb_frames, fps = read_clip(clip, frames)
         height, width = rgb_frames[0].shape[:2]
         entry: dict = {"frames": len(rgb_frames), "fps": fps, "size": f"{width}x{height}"}
@@ -200,8 +211,6 @@ def run_video(
         entry["intra_over_inter_bits_same_level_median"] = statistics.median(ratios)
         results["clips"][clip.name] = entry
         print_clip(clip.name, entry)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "video.json").write_text(json.dumps(results, indent=2))
     plot(results, out_dir / "video.png")
     return results

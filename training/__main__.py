@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from shared.cli import ArgumentParser
 
@@ -24,15 +25,43 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, type=type(field.default), default=field.default)
 
 
+def _existing_file(text: str) -> str:
+    """An argparse type: a file that exists (not a folder)."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
+
+
+def _file_to_write(text: str) -> str:
+    """An argparse type: a file path to write: not a folder, in a folder that exists."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the file to write")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
+    return text
+
+
+def _config(cls, args: argparse.Namespace):
+    """``cls`` (a config dataclass) from the parsed options of its fields."""
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train", help="train or resume a model")
     _add_dataclass_args(train_parser, TrainConfig)
     export_parser = commands.add_parser("export", help="freeze a checkpoint into a model file")
-    export_parser.add_argument("--checkpoint", required=True)
-    export_parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
-    export_parser.add_argument("--card", default=None, help="JSON file with provenance to embed")
+    export_parser.add_argument("--checkpoint", required=True, type=_existing_file)
+    export_parser.add_argument(
+        "--out", required=True, type=_file_to_write, help="model file to write (.safetensors)"
+    )
+    export_parser.add_argument(
+        "--card", default=None, type=_existing_file, help="JSON file with provenance to embed"
+    )
     export_parser.add_argument(
         "--half-weights", action="store_true", help="store transform weights as float16"
     )
@@ -41,31 +70,40 @@ def main(argv: list[str] | None = None) -> int:
     inpaint_export = commands.add_parser(
         "inpaint-export", help="write an inpainting checkpoint as a model file"
     )
-    inpaint_export.add_argument("--checkpoint", required=True)
-    inpaint_export.add_argument("--out", required=True, help="model file (.safetensors)")
-    inpaint_export.add_argument("--card", default=None, help="JSON file with provenance")
+    inpaint_export.add_argument("--checkpoint", required=True, type=_existing_file)
+    inpaint_export.add_argument(
+        "--out", required=True, type=_file_to_write, help="model file (.safetensors)"
+    )
+    inpaint_export.add_argument(
+        "--card", default=None, type=_existing_file, help="JSON file with provenance"
+    )
     gate_parser = commands.add_parser(
         "inpaint-gate", help="calibrate when concealment copies instead of inpainting"
     )
     _add_dataclass_args(gate_parser, GateConfig)
     args = parser.parse_args(argv)
 
+    # Option values a config rejects are usage errors, reported before any work.
+    configs = {"train": TrainConfig, "inpaint": InpaintTrainConfig, "inpaint-gate": GateConfig}
+    config = None
+    if args.command in configs:
+        try:
+            config = _config(configs[args.command], args)
+        except ValueError as error:
+            commands.choices[args.command].error(str(error))
     try:
         if args.command == "train":
             from .train import train
 
-            values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-            train(TrainConfig(**values))
+            train(config)
         elif args.command == "inpaint":
             from .inpaint import train_inpaint
 
-            names = [f.name for f in dataclasses.fields(InpaintTrainConfig)]
-            train_inpaint(InpaintTrainConfig(**{name: getattr(args, name) for name in names}))
+            train_inpaint(config)
         elif args.command == "inpaint-gate":
             from .inpaint_gate import calibrate, print_report
 
-            names = [f.name for f in dataclasses.fields(GateConfig)]
-            print_report(calibrate(GateConfig(**{name: getattr(args, name) for name in names})))
+            print_report(calibrate(config))
         elif args.command == "inpaint-export":
             from .inpaint import export_inpaint
 
@@ -76,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sha = export(args.checkpoint, args.out, args.card, args.half_weights)
             print(f"wrote {args.out} (content sha256 {sha})")
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (OSError, ValueError, KeyError) as error:  # ModelFileError is a ValueError
+        # A KeyError's str() is the repr of its message, quotes and all.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"training: error: {message}", file=sys.stderr)
         return 2
     return 0
 

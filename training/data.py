@@ -14,6 +14,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".we
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted by path."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"image folder {folder} is a file, not a folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)

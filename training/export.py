@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 import platform
+import zipfile
 from pathlib import Path
 
 import torch
@@ -17,6 +19,38 @@ from shared.models.integer import IntegerNetwork
 from shared.registry import build_model
 
 SEARCH_RADIUS = 1024
+CHECKPOINT_KEYS = ("model", "architecture", "model_config", "step", "elapsed_s", "train_config")
+
+
+def load_checkpoint(
+    path: str | Path, map_location="cpu", keys: tuple[str, ...] = CHECKPOINT_KEYS
+) -> dict:
+    """The contents of the training checkpoint ``path``; ``ValueError`` (one line) when it
+    is a folder, unreadable, or not a checkpoint with ``keys``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder, not a file")
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as error:  # torch.load's many ways to fail on a file that is not a checkpoint
+        raise ValueError(
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint, or damaged "
+            f"({type(error).__name__})"
+        ) from error
+    if not isinstance(state, dict) or any(key not in state for key in keys):
+        if path.suffix == ".safetensors":
+            raise ValueError(f"{path} is a model file, not a training checkpoint (.pt)")
+        raise ValueError(f"{path} is not a training checkpoint (no {', '.join(keys)})")
+    return state
 
 
 def export(
@@ -33,7 +67,12 @@ def export(
     The entropy tables are the model's learned per-level densities, integrated over each
     integer's unit interval and quantized to integer frequencies (``shared.entropy.tables``).
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_checkpoint(checkpoint)
+    if state["architecture"] == "inpaint":
+        raise ValueError(
+            f"{checkpoint} is an inpainting checkpoint: use python -m training inpaint-export"
+        )
+    card = model_card(state, card_path)  # read before the work: a bad card fails fast
     model = build_model(state["architecture"], state["model_config"])
     model.load_state_dict(state["model"])
     model.eval()
@@ -61,7 +100,7 @@ def export(
         model.config.to_dict(),
         weights,
         tables,
-        model_card(state, card_path),
+        card,
         extras,
     )
 
@@ -77,5 +116,11 @@ def model_card(state: dict, card_path: str | Path | None = None) -> dict:
         "exported_on": platform.node(),
     }
     if card_path:
-        card |= json.loads(Path(card_path).read_text())
+        try:
+            fields = json.loads(Path(card_path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"card {card_path} is not valid JSON: {error}") from error
+        if not isinstance(fields, dict):
+            raise ValueError(f"card {card_path} must hold a JSON object")
+        card |= fields
     return card

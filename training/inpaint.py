@@ -35,10 +35,12 @@ import torch
 from shared.modelfile import save_weights_file
 from shared.models.inpaint import InpaintConfig, InpaintNet, network_input, smooth_fill
 
+from .checks import option, require_at_least, require_file, require_output_folder
 from .data import list_images, read_rgb, split_train_validation
-from .export import model_card
+from .export import load_checkpoint, model_card
 
 MAX_SHORT_SIDE = 540  # larger photos are scaled down to about video-frame scale
+MIN_CROP = 32  # the smallest crop the random masks (``random_mask``) can be drawn in
 
 
 @dataclass
@@ -65,6 +67,19 @@ class InpaintTrainConfig:
     validate_every: int = 500
     log_every: int = 25
     validation_samples: int = 32
+
+    def __post_init__(self) -> None:
+        require_output_folder(self.out)
+        require_at_least(self, 1, "steps", "batch")
+        require_at_least(self, 1, "checkpoint_every", "validate_every", "log_every")
+        require_at_least(self, MIN_CROP, "crop")
+        require_at_least(self, 0, "threads", "validation_samples", "final_lr", "tv_weight")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, not {self.lr}")
+        for field in ("no_previous", "still", "codec_share"):
+            if not 0 <= getattr(self, field) <= 1:
+                raise ValueError(f"{option(field)} must be in 0..1, not {getattr(self, field)}")
+        require_file(self.init_from, "init_from")
 
 
 def learning_rate(config: InpaintTrainConfig, step: int) -> float:
@@ -317,7 +332,7 @@ def initial_weights(path: str) -> dict[str, torch.Tensor]:
         from shared.modelfile import load_weights_file
 
         return {k: torch.from_numpy(v) for k, v in load_weights_file(path).weights.items()}
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    return load_checkpoint(path, keys=("model",))["model"]
 
 
 def save_checkpoint(path: Path, net, optimizer, step: int, config, elapsed: float) -> None:
@@ -345,28 +360,38 @@ def train_inpaint(config: InpaintTrainConfig) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    files, validation_files = split_train_validation(list_images(config.data))
-    images = load_images(files, config.crop)
     codec = None
     if config.codec:
         from shared.codec import ImageCodec
 
         codec = ImageCodec.load(config.codec, "cpu", "fp32").model
-    held_out = validation_samples(load_images(validation_files, config.crop), config, codec)
     net = InpaintNet(InpaintConfig())
     if config.init_from and not checkpoint_path.exists():
-        net.load_state_dict(initial_weights(config.init_from))
+        try:
+            net.load_state_dict(initial_weights(config.init_from))
+        except RuntimeError as error:  # names or shapes of another network
+            raise ValueError(
+                f"--init-from {config.init_from} holds no inpainting network weights"
+            ) from error
         print(f"initialised from {config.init_from}", flush=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step, elapsed = 0, 0.0
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(checkpoint_path)
+        if state["architecture"] != InpaintNet.architecture:
+            raise ValueError(
+                f"--out {out} holds a checkpoint of a {state['architecture']} codec, not of "
+                "the inpainting network: choose another --out"
+            )
         net = InpaintNet(InpaintConfig.from_dict(state["model_config"]))
         net.load_state_dict(state["model"])
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+    files, validation_files = split_train_validation(list_images(config.data))
+    images = load_images(files, config.crop)
+    held_out = validation_samples(load_images(validation_files, config.crop), config, codec)
     # A fresh stream of samples per (re)start, so a resumed run does not repeat itself.
     motion = (config.shift_px, config.still, config.relight)
     sampler = InpaintSampler(
@@ -429,7 +454,12 @@ def export_inpaint(
     checkpoint: str | Path, out: str | Path, card_path: str | Path | None = None
 ) -> str:
     """Write the model file ``out`` from ``checkpoint``; returns its content hash."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_checkpoint(checkpoint)
+    if state["architecture"] != InpaintNet.architecture:
+        raise ValueError(
+            f"{checkpoint} is a checkpoint of a {state['architecture']} codec: use "
+            "python -m training export"
+        )
     net = InpaintNet(InpaintConfig.from_dict(state["model_config"]))
     net.load_state_dict(state["model"])
     weights = {k: v.detach().float().numpy() for k, v in net.state_dict().items()}

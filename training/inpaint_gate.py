@@ -23,8 +23,9 @@ import torch
 
 from shared.models.inpaint import GATE_ROWS, Inpainter, context_change
 
+from .checks import require_at_least, require_output_folder
 from .data import list_images, split_train_validation
-from .inpaint import InpaintSampler, load_images, random_mask
+from .inpaint import MIN_CROP, InpaintSampler, load_images, random_mask
 
 
 @dataclass
@@ -40,6 +41,13 @@ class GateConfig:
     relight: float = 0.03
     seed: int = 2024
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        require_output_folder(self.out)
+        require_at_least(self, 1, "samples", "threads")
+        require_at_least(self, MIN_CROP, "crop")
+        if not 0 <= self.still <= 1:
+            raise ValueError(f"--still must be in 0..1, not {self.still}")
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -61,12 +69,14 @@ def calibrate(config: GateConfig) -> dict:
     from shared.codec import ImageCodec
 
     torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)  # first: a folder we cannot write fails fast
+    codec = ImageCodec.load(config.codec, "cpu", "fp32").model
+    inpainter = Inpainter.load(config.inpaint_model)
     _, held_out = split_train_validation(list_images(config.data))
     images = load_images(held_out, config.crop)
     if not images:
         raise ValueError(f"no held-out image of at least {config.crop} pixels in {config.data}")
-    codec = ImageCodec.load(config.codec, "cpu", "fp32").model
-    inpainter = Inpainter.load(config.inpaint_model)
     motion = (config.shift_px, config.still, config.relight)
     sampler = InpaintSampler(images, config.crop, 0.0, config.seed, motion, codec, 1.0)
     rows = []
@@ -93,8 +103,6 @@ def calibrate(config: GateConfig) -> dict:
     report = summarise(rows)
     report["config"] = asdict(config)
     report["gate_rows"] = GATE_ROWS
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "gate.json").write_text(json.dumps(report, indent=2))
     return report
 

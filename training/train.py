@@ -27,9 +27,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from shared.registry import build_model
+from shared.registry import ARCHITECTURES, build_model
 
+from .checks import option, require_at_least, require_file, require_output_folder
 from .data import CropSampler, center_crops, list_images, split_train_validation
+from .export import load_checkpoint
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -59,6 +63,28 @@ class TrainConfig:
     # distortion is measured against the clean crop.
     noise_sigma: float = 0.0
     input_dropout: float = 0.0  # share of input pixels set to 0 (all channels), if any
+
+    def __post_init__(self) -> None:
+        require_output_folder(self.out)
+        if self.architecture not in ARCHITECTURES:
+            known = ", ".join(sorted(ARCHITECTURES))
+            raise ValueError(f"--architecture must be one of {known}, not {self.architecture!r}")
+        try:
+            overrides = json.loads(self.model_config)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--model-config is not valid JSON ({error})") from error
+        if not isinstance(overrides, dict):
+            raise ValueError("--model-config must be a JSON object, e.g. '{\"hidden\": 64}'")
+        require_at_least(self, 1, "steps", "batch", "crop", "validation_crop")
+        require_at_least(self, 1, "checkpoint_every", "validate_every", "log_every")
+        require_at_least(self, 0, "threads", "final_lr", "noise_sigma", "input_dropout")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, not {self.lr}")
+        if not self.input_dropout < 1:
+            raise ValueError(f"--input-dropout must be < 1, not {self.input_dropout}")
+        if self.device not in DEVICES:
+            raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        require_file(self.init_from, "init_from")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -135,7 +161,7 @@ def initialize_from(model, path: str) -> int:
 
         source = {k: torch.from_numpy(v) for k, v in load_model_file(path).weights.items()}
     else:
-        source = torch.load(path, map_location="cpu", weights_only=True)["model"]
+        source = load_checkpoint(path, keys=("model",))["model"]
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -185,7 +211,11 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
 
 
 def train(config: TrainConfig) -> Path:
-    """Train (resuming from ``out/checkpoint.pt`` when present); returns the checkpoint path."""
+    """Train (resuming from ``out/checkpoint.pt`` when present); returns the checkpoint path.
+
+    Everything that can be wrong with ``config`` is checked before the images are read."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: PyTorch sees no CUDA GPU here")
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
     use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
     if distributed:
@@ -202,6 +232,39 @@ def train(config: TrainConfig) -> Path:
     checkpoint_path = out / "checkpoint.pt"
     log_path = out / "log.jsonl"
 
+    try:
+        model = build_model(config.architecture, json.loads(config.model_config) or None)
+    except (TypeError, ValueError) as error:  # keys or values the architecture does not take
+        raise ValueError(f"--model-config {config.model_config}: {error}") from error
+    model = model.to(device)
+    for field in ("crop", "validation_crop"):
+        if getattr(config, field) % model.stride:
+            raise ValueError(
+                f"{option(field)} must be a multiple of {model.stride} for --architecture "
+                f"{config.architecture}, not {getattr(config, field)}"
+            )
+    if config.init_from and not checkpoint_path.exists():
+        loaded = initialize_from(model, config.init_from)
+        if rank == 0:
+            print(f"initialised {loaded} tensors from {config.init_from}", flush=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, elapsed = 0, 0.0
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        if state["architecture"] != config.architecture:
+            raise ValueError(
+                f"--out {out} holds a checkpoint of --architecture {state['architecture']}, "
+                f"not {config.architecture}: resume with --architecture "
+                f"{state['architecture']} or choose another --out"
+            )
+        model = build_model(state["architecture"], state["model_config"]).to(device)
+        model.load_state_dict(state["model"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        if rank == 0:
+            print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+
     files, validation_files = split_train_validation(list_images(config.data))
     sampler = CropSampler(files, config.crop, seed=config.seed * 1000 + rank + int(time.time()))
     validation_images = center_crops(validation_files[:8], config.validation_crop)
@@ -211,23 +274,6 @@ def train(config: TrainConfig) -> Path:
         corrupt(image, config.noise_sigma, config.input_dropout, fixed)
         for image in validation_images
     ]
-
-    model = build_model(config.architecture, json.loads(config.model_config) or None).to(device)
-    if config.init_from and not checkpoint_path.exists():
-        loaded = initialize_from(model, config.init_from)
-        if rank == 0:
-            print(f"initialised {loaded} tensors from {config.init_from}", flush=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, elapsed = 0, 0.0
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model = build_model(state["architecture"], state["model_config"]).to(device)
-        model.load_state_dict(state["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        optimizer.load_state_dict(state["optimizer"])
-        step, elapsed = int(state["step"]), float(state["elapsed_s"])
-        if rank == 0:
-            print(f"resumed from {checkpoint_path} at step {step}", flush=True)
     trained = DistributedDataParallel(model) if distributed else model
     if rank == 0:
         meta = {
