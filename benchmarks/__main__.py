@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from sender.__main__ import parse_size
-from shared.cli import ArgumentParser, non_negative_int, positive_int, probability
+from shared.cli import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 from shared.codec import PRECISIONS
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 
@@ -17,6 +24,14 @@ from .rd import CLASSIC
 from .stream import DEFAULT_QUEUE_MS
 
 RATE_SETTLE_S = 2.0  # seconds before ``rate`` starts to measure
+
+
+def noise_sigma(text: str) -> float:
+    """An argparse type: a noise standard deviation in (0, 1) of the full range."""
+    value = positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction of the range below 1, not {text!r}")
+    return value
 
 
 def output_folder(text: str) -> str:
@@ -126,9 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     roi.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
     roi.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     roi.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
-    roi.add_argument("--key-deadzone", type=float, default=None, help="outside, key frames")
-    roi.add_argument("--deadzone", type=float, default=None, help="outside, predicted frames")
-    roi.add_argument("--skip-l1", type=int, default=None, help="outside, predicted frames")
+    roi.add_argument(
+        "--key-deadzone", type=non_negative_float, default=None, help="outside, key frames"
+    )
+    roi.add_argument(
+        "--deadzone", type=non_negative_float, default=None, help="outside, predicted frames"
+    )
+    roi.add_argument(
+        "--skip-l1", type=non_negative_int, default=None, help="outside, predicted frames"
+    )
     stream = commands.add_parser(
         "stream", help="sender and receiver processes, optionally over a shaped link"
     )
@@ -197,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     denoise.add_argument("--images", required=True, help="folder of clean PNG images")
     denoise.add_argument("--out", required=True, type=output_folder, help="output folder")
-    denoise.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1])
+    denoise.add_argument(
+        "--sigmas",
+        nargs="+",
+        type=noise_sigma,
+        default=[0.05, 0.1],
+        help="noise standard deviations, fractions of the full range (0..1)",
+    )
     denoise.add_argument(
         "--regular", default="fast", help="(a): the model the denoiser was fine-tuned from"
     )

@@ -82,6 +82,10 @@ class TrainConfig:
             raise ValueError(f"--lr must be > 0, not {self.lr}")
         if not self.input_dropout < 1:
             raise ValueError(f"--input-dropout must be < 1, not {self.input_dropout}")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError(
+                f"--decay-from is a fraction of --steps in 0..1, not {self.decay_from}"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         require_file(self.init_from, "init_from")

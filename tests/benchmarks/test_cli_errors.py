@@ -58,6 +58,10 @@ def clips(tmp_path):
         (["rd", "--images", "IMAGES", "--reference-rd", "NOPE"], "--reference-rd"),
         (["speed", "--videos", "NOPE"], "no folder"),
         (["speed", "--quality", "99"], "quality level 99"),
+        (["denoise", "--images", "IMAGES", "--sigmas", "0"], "--sigmas"),
+        (["denoise", "--images", "IMAGES", "--sigmas", "0.1", "1.5"], "--sigmas"),
+        (["roi", "--videos", "IMAGES", "--deadzone", "-1"], "--deadzone"),
+        (["roi", "--videos", "IMAGES", "--skip-l1", "-1"], "--skip-l1"),
         (["inpaint-example", "--image", "IMAGES/im0.png", "--text", ""], "--text"),
     ],
 )

@@ -57,6 +57,7 @@ def write_checkpoint(path, architecture: str = "factorized") -> None:
         (["--crop", "24"], "--crop must be a multiple of 16"),
         (["--steps", "-5"], "--steps must be >= 1"),
         (["--batch", "0"], "--batch must be >= 1"),
+        (["--decay-from", "2"], "--decay-from is a fraction"),
         (["--device", "gpu"], "--device must be one of auto, cpu, cuda"),
         (["--model-config", "{bad"], "--model-config is not valid JSON"),
         (["--model-config", '{"nosuch": 1}'], "--model-config"),
