@@ -261,6 +261,18 @@ def train(config: TrainConfig) -> Path:
                 f"not {config.architecture}: resume with --architecture "
                 f"{state['architecture']} or choose another --out"
             )
+        requested = model.config.to_dict()
+        differing = sorted(
+            key
+            for key, value in state["model_config"].items()
+            if key in requested and requested[key] != value
+        )
+        if differing:
+            shown = {key: state["model_config"][key] for key in differing}
+            raise ValueError(
+                f"--out {out} holds a checkpoint with --model-config {json.dumps(shown)}: "
+                "resume with that or choose another --out"
+            )
         model = build_model(state["architecture"], state["model_config"]).to(device)
         model.load_state_dict(state["model"])
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

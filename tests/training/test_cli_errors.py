@@ -107,6 +107,9 @@ def test_resuming_another_architecture_is_refused(tmp_path, folder, capsys):
     assert_one_line_error(*run(args, capsys), "--architecture factorized", "not hyperprior")
     code, err = run(["inpaint", "--data", str(folder), "--out", str(out)], capsys)
     assert_one_line_error(code, err, "factorized codec")
+    # The same architecture with another --model-config than the checkpoint's.
+    args = ["train", "--data", str(folder), "--out", str(out), "--model-config", "{}"]
+    assert_one_line_error(*run(args, capsys), "holds a checkpoint with --model-config")
 
 
 def test_export_mistakes(tmp_path, capsys, tiny_model_path):
