@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import statistics
 import time
 from collections import deque
@@ -59,6 +60,32 @@ class SenderConfig:
     dashboard: bool = False  # a live terminal table instead of one line per second
     quiet: bool = False
     drop_slices: float = 0.0  # simulate loss: break each slice's CRC with this probability
+
+
+class KeyFrameGate:
+    """Receivers' key-frame requests, answered at most once per ``min_gap_s`` seconds.
+
+    A key frame costs several predicted frames' bits, so requests arriving faster (many
+    lossy receivers, or a hostile one: without ``--secure`` anyone may send reports) must
+    not turn the stream intra-only. A request within ``min_gap_s`` of the last key frame
+    waits until the gap has passed; any key frame answers every request before it.
+    """
+
+    def __init__(self, min_gap_s: float = 0.5) -> None:
+        self.min_gap_s = min_gap_s
+        self.pending = False
+        self.last_key_s = -math.inf
+
+    def request(self) -> None:
+        self.pending = True
+
+    def due(self, now_s: float) -> bool:
+        """Whether the next frame should be a key frame for the requests so far."""
+        return self.pending and now_s - self.last_key_s >= self.min_gap_s
+
+    def key_frame_sent(self, now_s: float) -> None:
+        self.pending = False
+        self.last_key_s = now_s
 
 
 def last_items(values: deque, count: int) -> list:
@@ -124,6 +151,7 @@ def run_sender(config: SenderConfig) -> dict:
         feedback = FeedbackServer(address, publisher.context, security)
     heard: dict[bytes, wire.ReportMessage] = {}
     reports = keyframe_requests = key_frames = dropped_slices = 0
+    key_gate = KeyFrameGate()
     fps = config.fps or source.fps
     rate = None
     if config.rate_kbps is not None:
@@ -161,12 +189,14 @@ def run_sender(config: SenderConfig) -> dict:
                     for peer, report in feedback.poll():
                         if report.keyframe:  # a joining or out-of-sync receiver
                             keyframe_requests += 1
-                            publisher.request_key_frame()
+                            key_gate.request()
                         if not (report.keyframe and report.frames == 0 and peer in heard):
                             heard[peer] = report  # keep the last statistics report
                         reports += 1
                     if rate is not None:
                         rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
+                if key_gate.due(time.perf_counter()):
+                    publisher.request_key_frame()
                 if rate is not None:
                     chosen = rate.choose(publisher.next_is_key())
                     if chosen is None:  # even the lowest level would overrun the rate: skip
@@ -175,7 +205,9 @@ def run_sender(config: SenderConfig) -> dict:
                         continue
                     level = chosen
                 result = publisher.send(frame, level)
-                key_frames += result.kind == KEY
+                if result.kind == KEY:
+                    key_frames += 1
+                    key_gate.key_frame_sent(time.perf_counter())
                 dropped_slices += result.dropped_slices
                 if rate is not None:
                     rate.update(level, 8 * result.message_bytes, result.kind == KEY)
