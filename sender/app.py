@@ -8,7 +8,7 @@ import json
 import math
 import statistics
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from shared import wire
@@ -88,6 +88,36 @@ class KeyFrameGate:
         self.last_key_s = now_s
 
 
+class ReceiverReports:
+    """The latest statistics report of each receiver heard from in the last ``keep_s``
+    seconds, at most ``limit`` receivers (the longest silent go first): what the adaptive
+    rate follows and the dashboard counts. Receivers that left, or a flood of fake peers,
+    then neither pile up nor slow each frame down."""
+
+    def __init__(self, keep_s: float = 10.0, limit: int = 256) -> None:
+        self.keep_s = keep_s
+        self.limit = limit
+        self._reports: OrderedDict[bytes, tuple[wire.ReportMessage, float]] = OrderedDict()
+
+    def __contains__(self, peer: bytes) -> bool:
+        return peer in self._reports
+
+    def __len__(self) -> int:
+        return len(self._reports)
+
+    def add(self, peer: bytes, report: wire.ReportMessage, now_s: float) -> None:
+        self._reports[peer] = (report, now_s)
+        self._reports.move_to_end(peer)
+        while len(self._reports) > self.limit:
+            self._reports.popitem(last=False)
+
+    def latest(self, now_s: float) -> list[wire.ReportMessage]:
+        """The reports still current (older ones are forgotten here)."""
+        while self._reports and now_s - next(iter(self._reports.values()))[1] > self.keep_s:
+            self._reports.popitem(last=False)
+        return [report for report, _ in self._reports.values()]
+
+
 def last_items(values: deque, count: int) -> list:
     """The last ``count`` items of ``values`` without copying the whole deque (order is
     reversed; used for medians)."""
@@ -149,7 +179,7 @@ def run_sender(config: SenderConfig) -> dict:
     if config.feedback != "off":
         address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
         feedback = FeedbackServer(address, publisher.context, security)
-    heard: dict[bytes, wire.ReportMessage] = {}
+    heard = ReceiverReports()
     reports = keyframe_requests = key_frames = dropped_slices = 0
     key_gate = KeyFrameGate()
     fps = config.fps or source.fps
@@ -191,10 +221,11 @@ def run_sender(config: SenderConfig) -> dict:
                             keyframe_requests += 1
                             key_gate.request()
                         if not (report.keyframe and report.frames == 0 and peer in heard):
-                            heard[peer] = report  # keep the last statistics report
+                            heard.add(peer, report, time.perf_counter())  # the last statistics
                         reports += 1
+                    current = heard.latest(time.perf_counter())
                     if rate is not None:
-                        rate.adapt_to_receivers(list(heard.values()), time.perf_counter())
+                        rate.adapt_to_receivers(current, time.perf_counter())
                 if key_gate.due(time.perf_counter()):
                     publisher.request_key_frame()
                 if rate is not None:
