@@ -47,8 +47,12 @@ class FeedbackServer:
         self.rejected: dict[str, int] = {}
 
     def poll(self, limit: int = 64) -> list[tuple[bytes, wire.ReportMessage]]:
+        """The ``(peer id, report)`` pairs waiting, reading at most ``limit`` messages (valid
+        or not: a flood of invalid ones must not hold up the sender's frame loop)."""
         reports = []
-        while len(reports) < limit and self.socket.poll(0, zmq.POLLIN):
+        for _ in range(limit):
+            if not self.socket.poll(0, zmq.POLLIN):
+                break
             parts = self.socket.recv_multipart()
             try:
                 if len(parts) != 2:

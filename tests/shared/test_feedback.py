@@ -47,6 +47,30 @@ def test_reports_round_trip_and_bad_ones_are_counted():
         context.term()
 
 
+def test_a_flood_of_invalid_reports_is_read_a_bounded_batch_at_a_time():
+    context = zmq.Context()
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = FeedbackServer(address, context)
+    raw = context.socket(zmq.DEALER)
+    raw.setsockopt(zmq.SNDHWM, 0)
+    raw.connect(address)
+    try:
+        for _ in range(1000):
+            raw.send(b"\xff\x00garbage")
+        deadline = time.time() + 5
+        while sum(server.rejected.values()) == 0 and time.time() < deadline:
+            server.poll(limit=10)
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the rest arrive
+        assert server.poll(limit=10) == []
+        read = sum(server.rejected.values())
+        assert 10 < read <= 20  # two polls of 10, not all 1000 at once
+    finally:
+        raw.close(linger=0)
+        server.close()
+        context.term()
+
+
 def test_secure_feedback_hears_only_listed_receivers(keys):
     context = zmq.Context()
     address = f"tcp://127.0.0.1:{free_port()}"
