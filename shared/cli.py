@@ -33,48 +33,27 @@ def probability(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {text!r}")
-    return value
+def _at_least(convert, low: float, strict: bool, what: str):
+    """An argparse type: ``convert(text)``, finite and above ``low`` (or at least ``low``
+    unless ``strict``); the error says ``must be {what}``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not (value > low if strict else value >= low):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return value
+
+    parse.__doc__ = f"An argparse type: {what}."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
-    return value
+positive_int = _at_least(int, 0, True, "an integer >= 1")
+non_negative_int = _at_least(int, 0, False, "an integer >= 0")
+positive_float = _at_least(float, 0.0, True, "a number > 0")
+non_negative_float = _at_least(float, 0.0, False, "a number >= 0")
 
 
 def device_name(text: str) -> str:

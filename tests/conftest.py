@@ -112,3 +112,22 @@ def write_pan_clip(
         writer.write(cv2.cvtColor(np.ascontiguousarray(scene[:, i : i + 128]), cv2.COLOR_RGB2BGR))
     writer.release()
     return folder
+
+
+def run_cli(main, args: list[str], capsys) -> tuple[int, str]:
+    """Exit code and stderr of a CLI's ``main(args)`` (argparse errors exit by
+    ``SystemExit``)."""
+    try:
+        code = main(args)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    """Exit code 2 and one line on stderr, containing ``error:`` and every fragment."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "Traceback" not in err and "error:" in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -6,24 +6,11 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.__main__ import main
-from tests.conftest import write_images, write_pan_clip
+from tests.conftest import assert_one_line_error, run_cli, write_images, write_pan_clip
 
 
 def run(args: list[str], capsys) -> tuple[int, str]:
-    """Exit code and stderr of ``main(args)`` (argparse errors exit by ``SystemExit``)."""
-    try:
-        code = main(args)
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
-    assert "Traceback" not in err and "error:" in lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_cli(main, args, capsys)
 
 
 def no_work(*args, **kwargs):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shared.registry import build_model
-from tests.conftest import TINY_CONFIG, write_images
+from tests.conftest import TINY_CONFIG, assert_one_line_error, run_cli, write_images
 from training.__main__ import main
 from training.train import TrainConfig, save_checkpoint
 
@@ -17,20 +17,7 @@ TINY = ["--model-config", json.dumps(TINY_CONFIG)]
 
 
 def run(args: list[str], capsys) -> tuple[int, str]:
-    """Exit code and stderr of ``main(args)`` (argparse errors exit by ``SystemExit``)."""
-    try:
-        code = main(args)
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
-    assert "Traceback" not in err and "error:" in lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_cli(main, args, capsys)
 
 
 @pytest.fixture
