@@ -26,6 +26,7 @@ from shared.security import ClientSecurity
 from shared.video import MissingReference, VideoDecoder
 
 from .conceal import Concealer
+from .connection import WATCHED_EVENTS, ConnectionWatch
 from .display import FrameSink, StripSampler, code_view, plot_run, write_strip
 from .reference import is_safe_reference
 from .stats import FrameRecord, StreamStats, format_line
@@ -99,6 +100,7 @@ class Receiver:
         self.drop_slices = 0.0  # simulated loss: probability that a slice counts as missing
         self.drop_rng = np.random.default_rng()
         self.codecs: dict[str, ImageCodec] = {codec.model_hash: codec}  # loaded, by hash
+        self.reference_bytes = 0  # of the lossless originals received (not in the rates)
 
     def _conceal(self) -> None:
         """A frame that arrived damaged is dropped; the viewer and the recording get the
@@ -148,6 +150,7 @@ class Receiver:
         if isinstance(message, wire.EndMessage):
             self.ended = True
         elif isinstance(message, wire.ReferenceMessage):
+            self.reference_bytes += size
             self._on_reference(message)
         else:
             self._on_frame(message, size, arrival_s, show=decode)
@@ -192,8 +195,7 @@ class Receiver:
             # Another model's stream starts at its key frame; until one decodes, the current
             # model and its reference stay (a stray message must not reset them).
             if message.kind != "key":
-                self.stats.unreferenced += 1
-                self.stats.skip(message.seq)
+                self.stats.unreferenced_frame(message.seq)
                 self._ask_for_key_frame()
                 return
             decoder = VideoDecoder(codec)
@@ -215,8 +217,7 @@ class Receiver:
             )
         except MissingReference:
             # Joined mid-stream or missed a frame: nothing to predict from until a key frame.
-            self.stats.unreferenced += 1
-            self.stats.skip(message.seq)
+            self.stats.unreferenced_frame(message.seq)
             self._ask_for_key_frame()
             return
         except CorruptPayload:
@@ -322,6 +323,26 @@ def report_of(window: dict, lost: int) -> wire.ReportMessage:
     )
 
 
+#: A stream this far behind (median latency, ms) while the lossless originals take more
+#: than ``REFERENCE_SHARE`` times the video's bits: the originals are what clogs the link.
+BEHIND_MS = 1000.0
+REFERENCE_SHARE = 4.0
+
+
+def narrow_link_hint(window: dict, reference_kbps: float) -> str | None:
+    """What to tell a user whose link cannot carry the PSNR originals, or ``None``."""
+    latency = window["latency_ms_p50"]
+    if latency is None or latency < BEHIND_MS:
+        return None
+    if reference_kbps <= REFERENCE_SHARE * window["kbps"]:
+        return None
+    return (
+        f"the stream is {latency / 1000:.1f} s behind and the lossless originals for PSNR "
+        f"take {reference_kbps:.0f} kbps beside {window['kbps']:.0f} kbps of video: on a "
+        "narrow link start the receiver with --no-psnr"
+    )
+
+
 def overlay_lines(window: dict) -> list[str]:
     def num(value, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -361,10 +382,26 @@ def run_receiver(config: ReceiverConfig) -> dict:
     feedback = None
     if config.feedback != "off":
         address = feedback_address(config.connect) if config.feedback == "auto" else config.feedback
-        feedback = FeedbackClient(address, subscriber.context, security)
+        feedback = FeedbackClient(address, subscriber.context, security, WATCHED_EVENTS)
         # Joining: ask for a key frame, so the picture starts without waiting for the
         # sender's key-frame interval.
         feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+    watch = ConnectionWatch(
+        subscriber.socket, subscriber.monitor, "stream", config.connect, config.secure
+    )
+    watches = [watch]
+    if feedback is not None:
+        watches.append(
+            ConnectionWatch(
+                feedback.socket,
+                feedback.monitor,
+                "feedback",
+                address,
+                config.secure,
+                "The sender cannot hear this receiver (no key frame when it asks, no rate "
+                "adaptation): open that port too, or use --feedback off",
+            )
+        )
     sink = FrameSink(config.show, config.record) if (config.show or config.record) else None
     stats = StreamStats()
 
@@ -390,6 +427,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
     started = time.monotonic()
     window_start = started
     lost_reported = 0
+    references_seen, hinted = 0, False
     first_frame_s: float | None = None
     last_message_s = started
     # From the start line until the summary and plots are written, SIGINT and SIGTERM
@@ -425,10 +463,19 @@ def run_receiver(config: ReceiverConfig) -> dict:
                         )
                         break
                     if receiver.ended and not config.keep_running:
+                        print(
+                            "receiver: the sender ended the stream (--keep-running waits for "
+                            "the next one)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         break
                     if sink is not None and sink.closed_by_user:
                         break
                     batch = subscriber.receive_all(timeout_ms=100)
+                    for watch in watches:
+                        for line in watch.poll():
+                            print(f"receiver: {line}", file=sys.stderr, flush=True)
                     now = time.monotonic()
                     if batch:
                         last_message_s = now
@@ -447,9 +494,33 @@ def run_receiver(config: ReceiverConfig) -> dict:
                         if first_frame_s is None and stats.frames:
                             first_frame_s = now
                             window_start = now
+                    if (
+                        first_frame_s is None
+                        and stats.unreferenced
+                        and now - window_start >= 1.0
+                        and not config.quiet
+                    ):
+                        # Frames arrive but none can be shown yet: say why, once a second.
+                        print(
+                            f"receiver: waiting for a key frame ({stats.unreferenced} predicted "
+                            "frames so far; the sender sends one when it hears this receiver "
+                            "on its feedback port, else at its next --keyframe-interval)",
+                            flush=True,
+                        )
+                        window_start = now
                     if first_frame_s is not None and now - window_start >= 1.0:
                         window = stats.window(window_start, now)
                         receiver.overlay_lines = overlay_lines(window)
+                        reference_kbps = (
+                            8
+                            * (receiver.reference_bytes - references_seen)
+                            / (1000 * (now - window_start))
+                        )
+                        references_seen = receiver.reference_bytes
+                        hint = narrow_link_hint(window, reference_kbps)
+                        if hint and not hinted:
+                            hinted = True
+                            print(f"receiver: {hint}", file=sys.stderr, flush=True)
                         if feedback is not None:
                             feedback.send(report_of(window, stats.lost - lost_reported))
                             lost_reported = stats.lost
@@ -480,6 +551,11 @@ def run_receiver(config: ReceiverConfig) -> dict:
         print(
             format_line("receiver summary:", summary)
             + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
+            + (
+                f"  waited for a key frame {summary['unreferenced_frames']}"
+                if summary["unreferenced_frames"]
+                else ""
+            )
             + f"  rejected {summary['rejected'] or 0}"
             + f"  damaged slices {summary.get('damaged_slices', 0)} ({receiver.concealer.method})",
             flush=True,

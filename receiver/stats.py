@@ -73,6 +73,12 @@ class StreamStats:
         self._see(seq)
         self.skipped += 1
 
+    def unreferenced_frame(self, seq: int) -> None:
+        """A valid predicted frame whose reference this receiver does not have (it joined
+        late or missed a frame): left undecoded until a key frame."""
+        self._see(seq)
+        self.unreferenced += 1
+
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1
 

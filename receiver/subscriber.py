@@ -7,6 +7,8 @@ import zmq
 from shared import wire
 from shared.security import ClientSecurity
 
+from .connection import WATCHED_EVENTS
+
 RECEIVE_HIGH_WATER_MARK = 64
 
 
@@ -31,6 +33,8 @@ class FrameSubscriber:
         self.socket.setsockopt(zmq.LINGER, 0)
         if security is not None:
             security.apply(self.socket)
+        # Made before connecting, so the connection's first events are not missed.
+        self.monitor = self.socket.get_monitor_socket(WATCHED_EVENTS)
         for topic in (wire.TOPIC_FRAME, wire.TOPIC_END):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic)
         if with_reference:
@@ -38,6 +42,7 @@ class FrameSubscriber:
         try:
             self.socket.connect(connect)
         except zmq.ZMQError as error:
+            self.monitor.close(linger=0)
             self.socket.close()
             raise ValueError(f"cannot connect to {connect}: {error.strerror}") from None
 
@@ -61,4 +66,6 @@ class FrameSubscriber:
         return batch
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(linger=0)
         self.socket.close()

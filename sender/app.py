@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import statistics
+import sys
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -199,6 +200,7 @@ def run_sender(config: SenderConfig) -> dict:
     started = time.perf_counter()
     next_due = started
     sent, window_bytes, window_frames, total_bytes = 0, 0, 0, 0
+    reference_bytes, told_narrow = 0, False
     # Bounded (an hour at 30 fps) so a sender can run unattended for days.
     encode_ms: deque[float] = deque(maxlen=108_000)
     bpp: deque[float] = deque(maxlen=108_000)
@@ -226,6 +228,16 @@ def run_sender(config: SenderConfig) -> dict:
                     current = heard.latest(time.perf_counter())
                     if rate is not None:
                         rate.adapt_to_receivers(current, time.perf_counter())
+                        if rate.cuts and not told_narrow and reference_bytes > total_bytes:
+                            told_narrow = True
+                            print(
+                                "sender: a receiver falls behind, and the lossless originals "
+                                f"sent for PSNR ({reference_bytes / max(sent, 1) / 1000:.0f} kB "
+                                "a frame) are more than the video: on a narrow link start "
+                                "receivers with --no-psnr (then none is sent to them)",
+                                file=sys.stderr,
+                                flush=True,
+                            )
                 if key_gate.due(time.perf_counter()):
                     publisher.request_key_frame()
                 if rate is not None:
@@ -246,6 +258,7 @@ def run_sender(config: SenderConfig) -> dict:
                 window_frames += 1
                 window_bytes += result.message_bytes
                 total_bytes += result.message_bytes
+                reference_bytes += result.reference_bytes
                 encode_ms.append(result.encode_ms)
                 bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
                 now = time.perf_counter()

@@ -48,6 +48,7 @@ class SentFrame:
     encode_ms: float
     kind: str = "key"
     dropped_slices: int = 0  # slices sent with a broken CRC (``drop_slices``)
+    reference_bytes: int = 0  # the lossless original's PNG, when one was sent
 
 
 def break_slice_crcs(body: bytes, slices: list[int]) -> bytes:
@@ -120,6 +121,7 @@ class FramePublisher:
             if dropped:
                 parts[1] = break_slice_crcs(parts[1], dropped)
         self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
+        reference_bytes = 0
         if self.send_reference:
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
             ok, png = cv2.imencode(".png", bgr, REFERENCE_PNG_OPTIONS)
@@ -127,6 +129,7 @@ class FramePublisher:
                 reference = wire.ReferenceMessage(
                     self.stream_id, self.seq, coded.width, coded.height, png.tobytes()
                 )
+                reference_bytes = len(png)
                 self.socket.send_multipart(wire.encode_reference(reference), flags=zmq.NOBLOCK)
         return SentFrame(
             self.seq,
@@ -137,6 +140,7 @@ class FramePublisher:
             encode_ms,
             coded.kind,
             len(dropped),
+            reference_bytes,
         )
 
     def next_is_key(self) -> bool:

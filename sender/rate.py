@@ -120,6 +120,7 @@ class RateController:
     step_ratio: float = INITIAL_STEP_RATIO
     asked_kbps: float = field(init=False)
     skipped: int = 0  # frames skipped because even the lowest level would overrun the target
+    cuts: int = 0  # times a receiver falling behind cut the target
     sent_bits_per_frame: float = 0.0  # smoothed over frame slots, skipped ones count as 0
     slot_s: float = field(init=False)  # smoothed seconds between frame slots
     _last_slot_s: float | None = field(init=False, default=None)
@@ -255,6 +256,7 @@ class RateController:
         current = self.target_kbps if self.limited else self.sent_kbps
         if current <= 0:
             return  # nothing sent yet: no rate to cut from
+        self.cuts += 1
         target = (BACKOFF if overloaded else SOFT_BACKOFF) * current
         received = [r.kbps for r in behind if r.kbps > 0]
         if received and not overloaded:  # a saturated path shows in what it carried

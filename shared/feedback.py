@@ -70,16 +70,25 @@ class FeedbackClient:
     """The receiver's DEALER socket; ``send`` never blocks (a report is dropped instead)."""
 
     def __init__(
-        self, connect: str, context: zmq.Context, security: ClientSecurity | None = None
+        self,
+        connect: str,
+        context: zmq.Context,
+        security: ClientSecurity | None = None,
+        monitor_events: int = 0,
     ) -> None:
+        """``monitor_events``: when not 0, ``self.monitor`` is a monitor socket for these
+        libzmq events, made before connecting (so none is missed); else ``None``."""
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.SNDHWM, REPORT_HIGH_WATER_MARK)
         self.socket.setsockopt(zmq.LINGER, 0)
         if security is not None:
             security.apply(self.socket)
+        self.monitor = self.socket.get_monitor_socket(monitor_events) if monitor_events else None
         try:
             self.socket.connect(connect)
         except zmq.ZMQError as error:
+            if self.monitor is not None:
+                self.monitor.close(linger=0)
             self.socket.close()
             raise ValueError(f"cannot connect feedback to {connect}: {error.strerror}") from None
 
@@ -91,4 +100,7 @@ class FeedbackClient:
             return False
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(linger=0)
         self.socket.close()

@@ -221,3 +221,14 @@ def test_a_signal_while_the_outputs_are_written_does_not_lose_them(
     assert summary["frames"] == 0
     assert (tmp_path / "rx" / "summary.json").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_link_clogged_by_the_psnr_originals_is_named():
+    from receiver.app import narrow_link_hint
+
+    behind = {"latency_ms_p50": 11_356.0, "kbps": 20.0}
+    hint = narrow_link_hint(behind, reference_kbps=1500.0)
+    assert hint and "11.4 s behind" in hint and "--no-psnr" in hint
+    assert narrow_link_hint(behind, reference_kbps=60.0) is None  # the video's own fault
+    assert narrow_link_hint({"latency_ms_p50": 30.0, "kbps": 700.0}, 45_000.0) is None
+    assert narrow_link_hint({"latency_ms_p50": None, "kbps": 0.0}, 1500.0) is None

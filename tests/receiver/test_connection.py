@@ -1,0 +1,120 @@
+"""A receiver that gets nothing says why: nothing listening, a refused key, a wrong server
+key, or --secure on one end only (``receiver.connection``)."""
+
+import time
+
+import pytest
+import zmq
+
+from receiver.subscriber import FrameSubscriber
+from shared.security import ClientSecurity, ServerSecurity
+from tests.test_end_to_end import free_port
+
+
+def lines_from(subscriber, secure: bool, seconds: float = 1.5, patience_s: float = 0.5):
+    from receiver.connection import ConnectionWatch
+
+    watch = ConnectionWatch(
+        subscriber.socket, subscriber.monitor, "stream", "ADDRESS", secure, patience_s=patience_s
+    )
+    lines, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines += watch.poll()
+        time.sleep(0.02)
+    return lines
+
+
+@pytest.fixture
+def sender_socket():
+    """A PUB socket bound like a sender's: ``bind(secure_with=None | keys folder)``."""
+    made = []
+
+    def bind(keys=None):
+        context = zmq.Context.instance()
+        socket = context.socket(zmq.PUB)
+        security = None
+        if keys is not None:
+            security = ServerSecurity(keys / "sender.key_secret", keys / "allowed")
+            security.apply(socket)
+        port = free_port()
+        socket.bind(f"tcp://127.0.0.1:{port}")
+        made.append((socket, security))
+        return f"tcp://127.0.0.1:{port}"
+
+    yield bind
+    for socket, security in made:
+        socket.close(linger=0)
+        if security is not None:
+            security.close()
+
+
+def subscriber(address, keys=None, key="listed", server_key="sender"):
+    security = None
+    if keys is not None:
+        security = ClientSecurity(keys / f"{key}.key_secret", keys / f"{server_key}.key")
+    return FrameSubscriber(address, security=security)
+
+
+def test_a_working_connection_says_nothing(sender_socket, keys):
+    for secure in (None, keys):
+        receiver = subscriber(sender_socket(secure), secure)
+        assert lines_from(receiver, secure is not None) == []
+        receiver.close()
+
+
+def test_nothing_listening_is_said_once_after_the_patience():
+    receiver = subscriber(f"tcp://127.0.0.1:{free_port()}")
+    lines = lines_from(receiver, False)
+    receiver.close()
+    assert len(lines) == 1 and "no connection to ADDRESS after" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "server_secure, client, fragment",
+    [
+        (True, {"key": "stranger"}, "refused this receiver's key"),
+        (True, {"server_key": "stranger"}, "is --server-key the sender's public key"),
+        (True, None, "uses --secure: start this end with --secure"),
+        (False, {}, "this end uses --secure and the sender"),
+    ],
+)
+def test_handshake_failures_say_which_key_or_option(
+    sender_socket, keys, server_secure, client, fragment
+):
+    address = sender_socket(keys if server_secure else None)
+    receiver = subscriber(address, keys if client is not None else None, **(client or {}))
+    lines = lines_from(receiver, client is not None)
+    receiver.close()
+    assert len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_a_lost_connection_is_said_as_lost_then_found_again():
+    from receiver.connection import ConnectionWatch
+
+    context = zmq.Context.instance()
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sender = context.socket(zmq.PUB)
+    sender.bind(address)
+    receiver = subscriber(address)
+    watch = ConnectionWatch(
+        receiver.socket, receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2
+    )
+
+    def collect(seconds):
+        lines, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            lines += watch.poll()
+            time.sleep(0.02)
+        return lines
+
+    try:
+        assert collect(0.5) == []
+        sender.close(linger=0)  # the sender stops
+        lost = collect(1.0)
+        assert len(lost) == 1 and "lost the connection to ADDRESS" in lost[0], lost
+        sender = context.socket(zmq.PUB)
+        sender.bind(address)  # and comes back
+        assert collect(2.0) == ["stream: connected to ADDRESS"]
+    finally:
+        receiver.close()
+        sender.close(linger=0)
