@@ -238,6 +238,8 @@ def run_sender(config: SenderConfig) -> dict:
                                 file=sys.stderr,
                                 flush=True,
                             )
+                for line in publisher.refused_handshakes():
+                    print(f"sender: {line}", file=sys.stderr, flush=True)
                 if key_gate.due(time.perf_counter()):
                     publisher.request_key_frame()
                 if rate is not None:
@@ -318,6 +320,7 @@ def run_sender(config: SenderConfig) -> dict:
         "key_frames": key_frames,
         "dropped_slices": dropped_slices,
         "feedback_rejected": feedback.rejected if feedback is not None else {},
+        "refused_handshakes": publisher.refused,
         "rate_skipped_frames": rate.skipped if rate is not None else 0,
         "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
     }

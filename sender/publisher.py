@@ -3,6 +3,8 @@ ask, lossless reference frames for PSNR measurement)."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from dataclasses import dataclass
 
@@ -10,6 +12,7 @@ import cv2
 import msgpack
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from shared import wire
 from shared.codec import ImageCodec
@@ -32,6 +35,19 @@ def _reference_png_options() -> list[int]:
 
 
 REFERENCE_PNG_OPTIONS = _reference_png_options()
+
+_HANDSHAKE_TEXT = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: (
+        "key_not_allowed",
+        "a receiver's key is not in --allow: refused (copy its public key there)",
+    ),
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: (
+        "security_mismatch",
+        "a receiver's handshake failed: --secure on one end only, or the wrong --server-key",
+    ),
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: ("failed", "a receiver's handshake failed"),
+}
+_HANDSHAKE_FAILURES = functools.reduce(operator.or_, _HANDSHAKE_TEXT)
 
 SEND_HIGH_WATER_MARK = 16  # messages queued per subscriber before ZeroMQ drops new ones
 
@@ -93,6 +109,9 @@ class FramePublisher:
         self.security = security
         if security is not None:
             security.apply(self.socket)
+        # Made before binding: receivers whose handshake fails (``refused_handshakes``).
+        self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILURES)
+        self.refused: dict[str, int] = {}  # failed receiver handshakes, by kind
         try:
             self.socket.bind(bind)
         except zmq.ZMQError as error:
@@ -151,6 +170,18 @@ class FramePublisher:
         """Make the next frame a key frame."""
         self.encoder.request_key_frame()
 
+    def refused_handshakes(self) -> list[str]:
+        """Receivers refused since the last call, as lines for the user: one per kind the
+        first time it happens (``refused`` counts them all)."""
+        lines = []
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            kind, text = _HANDSHAKE_TEXT[event]
+            if kind not in self.refused:
+                lines.append(text)
+            self.refused[kind] = self.refused.get(kind, 0) + 1
+        return lines
+
     def close(self) -> None:
         """Announce the end of the stream and close the socket (lingers up to 2 s)."""
         end = wire.EndMessage(self.stream_id, self.seq, self.seq + 1)
@@ -158,6 +189,8 @@ class FramePublisher:
             self.socket.send_multipart(wire.encode_end(end), flags=zmq.NOBLOCK)
         except zmq.Again:
             pass
+        self.socket.disable_monitor()
+        self.monitor.close(linger=0)
         self.socket.close()
         if self.roi is not None:
             self.roi.close()
