@@ -1,6 +1,8 @@
 """Region-of-interest coding: the face detector, the latent map, and streams that the
 unchanged decoder reads exactly while more of the bits land inside the region."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -181,3 +183,27 @@ def test_face_found_in_akiyo_where_opencv_finds_it():
     boxes = roi.face_boxes(rgb)
     # OpenCV 4.12's CascadeClassifier finds (128, 78, 96, 96) with the same cascade.
     assert len(boxes) == 1 and np.abs(boxes[0] - [128, 78, 96, 96]).max() <= 3
+
+
+def test_a_slow_background_detector_keeps_to_its_share_of_the_time(monkeypatch):
+    calls = []
+
+    def slow(rgb, min_face):
+        calls.append(time.monotonic())
+        time.sleep(0.1)
+        return BOX
+
+    monkeypatch.setattr(roi, "face_boxes", slow)
+    tracker = FaceRoi(16, RoiSettings(interval=1, max_busy=0.25), background=True)
+    frame = natural_like_image(96, 128)
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # a frame every 10 ms, a detection asked each
+            tracker.update(frame)
+            time.sleep(0.01)
+    finally:
+        tracker.close()
+    # 0.1 s of work, then 0.3 s of rest: about 4 in 1.5 s (the first in place), not 14.
+    assert 3 <= len(calls) <= 5
+    gaps = np.diff(calls[1:])
+    assert (gaps >= 0.39).all(), gaps
