@@ -36,7 +36,7 @@ from .subscriber import FrameSubscriber
 # frame at once): a few are enough, and each may be a 1920x1088 picture (6 MB).
 PENDING_LIMIT = 16
 KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most one key-frame request per this many seconds
-MAX_PIXELS = 1920 * 1088  # larger frames are refused before any decoding work
+MAX_PIXELS = wire.MAX_FRAME_PIXELS  # larger frames are refused before any decoding work
 LATENT_HISTORY = 8  # decoded latents kept for the strip (references follow their frames)
 
 

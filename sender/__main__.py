@@ -35,6 +35,10 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 640x480, not {text!r}") from None
     if not (16 <= width <= 4096 and 16 <= height <= 4096):
         raise argparse.ArgumentTypeError("size must be between 16x16 and 4096x4096")
+    if width * height > wire.MAX_FRAME_PIXELS:
+        raise argparse.ArgumentTypeError(
+            f"{width}x{height} is larger than receivers decode (1920x1088 pixels)"
+        )
     return width, height
 
 

@@ -125,6 +125,12 @@ class FramePublisher:
         says so, a predicted frame otherwise); never blocks on slow subscribers."""
         capture_us = time.time_ns() // 1000
         started = time.perf_counter()
+        height, width = frame.shape[:2]
+        if height * width > wire.MAX_FRAME_PIXELS:
+            raise ValueError(
+                f"frames of {width}x{height} are larger than receivers decode (1920x1088 "
+                "pixels): give --size, e.g. --size 1280x720"
+            )
         rgb = to_rgb(frame, color_order)
         quality = self.roi.map_for(rgb) if self.roi is not None else None
         coded = self.encoder.encode(rgb, level, "rgb", quality=quality)

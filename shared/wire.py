@@ -58,6 +58,7 @@ TOPICS = (TOPIC_FRAME, TOPIC_REFERENCE, TOPIC_END)
 # hold (1 GiB; it was 2 GiB at 32 MiB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_SIDE = 4096
+MAX_FRAME_PIXELS = 1920 * 1088  # receivers refuse larger frames before any decoding work
 MAX_STREAM_ID = 64
 MAX_SLICES = 64
 FRAME_KINDS = ("key", "inter")

@@ -1,7 +1,10 @@
-"""A --secure sender says when it refuses a receiver, and counts it (FramePublisher)."""
+"""The sender refuses what receivers would refuse: receivers whose handshake fails (said
+and counted) and frames larger than receivers decode."""
 
 import time
 
+import numpy as np
+import pytest
 import zmq
 
 from sender.publisher import FramePublisher
@@ -38,3 +41,14 @@ def test_refused_receivers_are_told_once_per_kind_and_counted(tiny_model_path, k
             socket.close(linger=0)
         publisher.close()
         security.close()
+
+
+def test_frames_larger_than_receivers_decode_are_refused_at_the_sender(tiny_model_path):
+    codec = ImageCodec.load(str(tiny_model_path))
+    publisher = FramePublisher(codec, f"tcp://127.0.0.1:{free_port()}", "s", False)
+    try:
+        with pytest.raises(ValueError, match="give --size"):
+            publisher.send(np.zeros((1440, 2560, 3), np.uint8), 0)
+        assert publisher.send(np.zeros((1080, 1920, 3), np.uint8), 0).width == 1920
+    finally:
+        publisher.close()

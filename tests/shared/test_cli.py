@@ -65,6 +65,7 @@ def test_number_and_device_types():
         (sender_parser, ["--roi-interval", "0"], "--roi-interval"),
         (sender_parser, ["--roi-boost", "-2"], "--roi-boost"),
         (sender_parser, ["--device", "gpu"], "--device"),
+        (sender_parser, ["--size", "2560x1440"], "--size"),
         (receiver_parser, ["--connect", "tcp://127.0.0.1:99999"], "--connect"),
         (receiver_parser, ["--device", "mps"], "--device"),
         (receiver_parser, ["--frames", "0"], "--frames"),
