@@ -121,11 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        run_receiver(ReceiverConfig(**vars(args)))
+        summary = run_receiver(ReceiverConfig(**vars(args)))
     except (ModelFileError, ValueError, OSError, DisplayUnavailable) as error:
         print(f"receiver: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    # For scripts: --idle-timeout ran out before a single frame decoded.
+    return 1 if summary["idle_timeout_without_frames"] else 0
 
 
 if __name__ == "__main__":

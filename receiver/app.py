@@ -428,6 +428,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
     window_start = started
     lost_reported = 0
     references_seen, hinted = 0, False
+    idled_out = False  # stopped by --idle-timeout
     first_frame_s: float | None = None
     last_message_s = started
     # From the start line until the summary and plots are written, SIGINT and SIGTERM
@@ -461,6 +462,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
                             file=sys.stderr,
                             flush=True,
                         )
+                        idled_out = True
                         break
                     if receiver.ended and not config.keep_running:
                         print(
@@ -541,6 +543,7 @@ def run_receiver(config: ReceiverConfig) -> dict:
         end = time.monotonic()
         summary = stats.total(end - (first_frame_s or end))
         summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
+        summary["idle_timeout_without_frames"] = idled_out and stats.frames == 0
         summary |= {
             "concealment": receiver.concealer.method,
             "concealed_bands": receiver.concealer.bands,

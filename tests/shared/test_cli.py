@@ -105,3 +105,11 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
     assert all(line.startswith(("receiver: error", "sender: error")) for line in err)
+
+
+def test_an_idle_timeout_before_any_frame_exits_1(tiny_model_path, capsys):
+    from tests.test_end_to_end import free_port
+
+    args = ["--connect", f"tcp://127.0.0.1:{free_port()}", "--model", str(tiny_model_path)]
+    assert receiver_main([*args, "--idle-timeout", "0.5", "--feedback", "off", "--quiet"]) == 1
+    assert "nothing received for" in capsys.readouterr().err
