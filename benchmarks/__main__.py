@@ -11,6 +11,7 @@ from pathlib import Path
 from sender.__main__ import parse_size
 from shared.cli import (
     ArgumentParser,
+    folder_to_write,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -32,13 +33,6 @@ def noise_sigma(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be a fraction of the range below 1, not {text!r}")
     return value
-
-
-def output_folder(text: str) -> str:
-    """An argparse type: a folder to write into (made if missing), not a file."""
-    if Path(text).exists() and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
-    return text
 
 
 def stream_argument_problem(args) -> str | None:
@@ -98,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     rd = commands.add_parser("rd", help="rate-distortion on an image folder (e.g. Kodak)")
     rd.add_argument("--images", required=True, help="folder of PNG images")
-    rd.add_argument("--out", required=True, type=output_folder, help="output folder")
+    rd.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     rd.add_argument("--models", nargs="*", default=None, help="zoo names or model files")
     rd.add_argument(
         "--classic", nargs="*", default=None, choices=list(CLASSIC), help="default: all"
@@ -109,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=non_negative_int, default=0, help="PyTorch threads (0 = default)"
     )
     speed = commands.add_parser("speed", help="per-stage speed vs x264, JPEG and CompressAI")
-    speed.add_argument("--out", required=True, type=output_folder, help="output folder")
+    speed.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     speed.add_argument("--videos", default=None, help="folder with webcam_* and *720p* clips")
     speed.add_argument("--model", default=DEFAULT_MODEL, help="zoo name or model file")
     speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
@@ -117,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--frames", type=positive_int, default=60, help="frames per size")
     video = commands.add_parser("video", help="video RD: intra-only vs inter vs x264")
     video.add_argument("--videos", required=True, help="folder with the test clips")
-    video.add_argument("--out", required=True, type=output_folder, help="output folder")
+    video.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     video.add_argument("--model", default="realtime", help="zoo name or model file")
     video.add_argument("--frames", type=positive_int, default=150, help="frames per clip")
     video.add_argument("--keyframe-interval", type=int, default=300, help="for ours and x264")
@@ -127,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     video.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     rate = commands.add_parser("rate", help="rate-control accuracy on real clips (offline)")
     rate.add_argument("--videos", required=True, help="folder with the test clips")
-    rate.add_argument("--out", required=True, type=output_folder, help="output folder")
+    rate.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     rate.add_argument("--model", default="realtime", help="zoo name or model file")
     rate.add_argument("--rate-kbps", type=float, nargs="+", default=[300.0, 800.0])
     rate.add_argument("--seconds", type=float, default=20.0, help="stream time per run")
@@ -135,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rate.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     roi = commands.add_parser("roi", help="region-of-interest (face) vs uniform coding")
     roi.add_argument("--videos", required=True, help="folder with the talking-head clips")
-    roi.add_argument("--out", required=True, type=output_folder, help="output folder")
+    roi.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     roi.add_argument("--model", default="realtime", help="zoo name or model file")
     roi.add_argument("--frames", type=positive_int, default=90, help="frames per clip")
     roi.add_argument("--levels", type=int, nargs="*", default=None, help="default: all")
@@ -153,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = commands.add_parser(
         "stream", help="sender and receiver processes, optionally over a shaped link"
     )
-    stream.add_argument("--out", required=True, type=output_folder, help="output folder")
+    stream.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     stream.add_argument(
         "--source", default="sample", help="video file, image folder, camera index or 'sample'"
     )
@@ -194,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     conceal = commands.add_parser("conceal", help="lost-slice concealment: inpaint/copy/gray")
     conceal.add_argument("--videos", required=True, help="folder with the test clips")
-    conceal.add_argument("--out", required=True, type=output_folder, help="output folder")
+    conceal.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     conceal.add_argument("--model", default="realtime", help="codec: zoo name or model file")
     conceal.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
     conceal.add_argument("--frames", type=positive_int, default=100, help="frames per clip")
@@ -210,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     conceal.add_argument("--threads", type=non_negative_int, default=1, help="PyTorch threads")
     example = commands.add_parser("inpaint-example", help="remove a caption by inpainting")
     example.add_argument("--image", required=True, help="image to overlay a caption on")
-    example.add_argument("--out", required=True, type=output_folder, help="output folder")
+    example.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
     example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
     denoise = commands.add_parser(
         "denoise", help="noisy images: regular codec vs denoising codec vs NLM + JPEG"
     )
     denoise.add_argument("--images", required=True, help="folder of clean PNG images")
-    denoise.add_argument("--out", required=True, type=output_folder, help="output folder")
+    denoise.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     denoise.add_argument(
         "--sigmas",
         nargs="+",

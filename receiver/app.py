@@ -36,7 +36,6 @@ from .subscriber import FrameSubscriber
 # frame at once): a few are enough, and each may be a 1920x1088 picture (6 MB).
 PENDING_LIMIT = 16
 KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most one key-frame request per this many seconds
-MAX_PIXELS = wire.MAX_FRAME_PIXELS  # larger frames are refused before any decoding work
 LATENT_HISTORY = 8  # decoded latents kept for the strip (references follow their frames)
 
 
@@ -186,9 +185,9 @@ class Receiver:
         if message.level >= codec.levels:
             self.stats.reject("bad_level")
             return
-        if message.width * message.height > MAX_PIXELS:
+        if message.width * message.height > wire.MAX_FRAME_PIXELS:
             self.stats.reject("frame_too_large")
-            self._warn_once("size", f"frames above {MAX_PIXELS} pixels are refused")
+            self._warn_once("size", f"frames above {wire.MAX_FRAME_PIXELS} pixels are refused")
             return
         decoder = self.decoder
         if codec is not self.codec:
@@ -273,7 +272,7 @@ class Receiver:
     def _on_reference(self, message: wire.ReferenceMessage) -> None:
         # Check the PNG before decoding, so a small message cannot make the decoder allocate
         # an image larger than the frame it claims to be, or inflate gigabytes.
-        if message.width * message.height > MAX_PIXELS or not is_safe_reference(
+        if message.width * message.height > wire.MAX_FRAME_PIXELS or not is_safe_reference(
             message.png, message.width, message.height
         ):
             self.stats.reject("bad_reference")
@@ -386,14 +385,10 @@ def run_receiver(config: ReceiverConfig) -> dict:
         # Joining: ask for a key frame, so the picture starts without waiting for the
         # sender's key-frame interval.
         feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
-    watch = ConnectionWatch(
-        subscriber.socket, subscriber.monitor, "stream", config.connect, config.secure
-    )
-    watches = [watch]
+    watches = [ConnectionWatch(subscriber.monitor, "stream", config.connect, config.secure)]
     if feedback is not None:
         watches.append(
             ConnectionWatch(
-                feedback.socket,
                 feedback.monitor,
                 "feedback",
                 address,

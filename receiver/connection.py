@@ -31,7 +31,7 @@ WATCHED_EVENTS = (
 
 
 class ConnectionWatch:
-    """Follows a connecting socket's monitor; ``poll()`` returns what to tell the user, each
+    """Follows the monitor of a connecting socket; ``poll()`` returns what to tell the user, each
     problem once (and once more that the connection works after a problem was told).
 
     ``what`` names the socket's job in the messages (e.g. ``"stream"``), ``consequence``
@@ -39,7 +39,6 @@ class ConnectionWatch:
 
     def __init__(
         self,
-        socket: zmq.Socket,
         monitor: zmq.Socket,
         what: str,
         address: str,
@@ -47,7 +46,6 @@ class ConnectionWatch:
         consequence: str = "",
         patience_s: float = 3.0,
     ) -> None:
-        self.socket = socket
         self.monitor = monitor  # socket.get_monitor_socket(WATCHED_EVENTS), made before connect
         self.what, self.address, self.secure = what, address, secure
         self.consequence = consequence

@@ -20,7 +20,6 @@ and re-encrypts; it sees the stream in clear, so run it only on a machine you tr
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 
@@ -47,18 +46,19 @@ class Relay:
         self.sockets: list[zmq.Socket] = []
         self.downstream_security = downstream_security
         up, down = upstream_security, downstream_security
-        for address in (upstream, bind):
-            if not re.fullmatch(r"tcp://.+:\d+", address):
-                raise ValueError(
-                    f"{address!r}: the relay needs tcp://HOST:PORT addresses with a fixed port "
-                    "(its feedback hop uses PORT + 1)"
-                )
+        try:
+            feedback_up, feedback_down = feedback_address(upstream), feedback_address(bind)
+        except ValueError:
+            raise ValueError(
+                f"{upstream!r} -> {bind!r}: the relay needs tcp://HOST:PORT addresses with a "
+                "fixed port (its feedback hop uses PORT + 1)"
+            ) from None
         try:
             xsub = self._socket(zmq.XSUB, connect=upstream, security=up)
             xpub = self._socket(zmq.XPUB, bind=bind, security=down, hwm=16)
-            router = self._socket(zmq.ROUTER, bind=feedback_address(bind), security=down)
+            router = self._socket(zmq.ROUTER, bind=feedback_down, security=down)
             router.setsockopt(zmq.MAXMSGSIZE, wire.MAX_REPORT_BYTES + 64)
-            dealer = self._socket(zmq.DEALER, connect=feedback_address(upstream), security=up)
+            dealer = self._socket(zmq.DEALER, connect=feedback_up, security=up)
         except zmq.ZMQError as error:
             for socket in self.sockets:
                 socket.close(linger=0)

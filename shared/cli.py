@@ -98,17 +98,54 @@ def prepare_output_folder(path: str | Path, option: str) -> Path:
     return folder
 
 
-def check_output_file(path: str | Path, option: str) -> None:
-    """Raise ``ValueError`` (naming ``option``) at start-up when ``path`` cannot be written:
-    its folder is missing or read-only, or it is a folder."""
+def output_file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be written as a file (a folder, in a missing or read-only folder,
+    read-only itself), or ``None``."""
     file = Path(path)
-    folder = file.parent
     if file.is_dir():
-        raise ValueError(f"{option} {file} is a folder, not a file")
-    if not folder.is_dir():
-        raise ValueError(f"{option}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
-        raise ValueError(f"{option}: {file} is not writable")
+        return f"{file} is a folder, not a file"
+    if not file.parent.is_dir():
+        return f"folder {file.parent} does not exist"
+    if not os.access(file.parent, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        return f"{file} is not writable"
+    return None
+
+
+def output_folder_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be an output folder (it is a file), or ``None``."""
+    if Path(path).exists() and not Path(path).is_dir():
+        return f"{path} is a file, not a folder"
+    return None
+
+
+def check_output_file(path: str | Path, option: str) -> None:
+    """Raise ``ValueError`` (naming ``option``) at start-up when ``path`` cannot be written
+    (``output_file_problem``)."""
+    if problem := output_file_problem(path):
+        raise ValueError(f"{option}: {problem}")
+
+
+def existing_file(text: str) -> str:
+    """An argparse type: a file that exists (not a folder)."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
+
+
+def file_to_write(text: str) -> str:
+    """An argparse type: a file path that can be written (``output_file_problem``)."""
+    if problem := output_file_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def folder_to_write(text: str) -> str:
+    """An argparse type: an output folder, made if missing, so not a file."""
+    if problem := output_folder_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 @contextmanager

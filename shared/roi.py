@@ -201,8 +201,8 @@ class FaceRoi:
     def _detect_and_rest(self, rgb: np.ndarray) -> np.ndarray:
         started = time.monotonic()
         boxes = face_boxes(rgb, self.settings.min_face)
-        took = time.monotonic() - started
-        self._rest_until_s = time.monotonic() + took * (1 / self.settings.max_busy - 1)
+        done = time.monotonic()
+        self._rest_until_s = done + (done - started) * (1 / self.settings.max_busy - 1)
         return boxes
 
     def map_for(self, rgb: np.ndarray) -> QualityMap | None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-from shared.cli import ArgumentParser
+from shared.cli import ArgumentParser, existing_file, file_to_write
 
 from .inpaint import InpaintTrainConfig
 from .inpaint_gate import GateConfig
@@ -25,25 +24,6 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, type=type(field.default), default=field.default)
 
 
-def _existing_file(text: str) -> str:
-    """An argparse type: a file that exists (not a folder)."""
-    if Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
-    if not Path(text).exists():
-        raise argparse.ArgumentTypeError(f"{text} does not exist")
-    return text
-
-
-def _file_to_write(text: str) -> str:
-    """An argparse type: a file path to write: not a folder, in a folder that exists."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give the file to write")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
-    return text
-
-
 def _config(cls, args: argparse.Namespace):
     """``cls`` (a config dataclass) from the parsed options of its fields."""
     return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
@@ -55,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     train_parser = commands.add_parser("train", help="train or resume a model")
     _add_dataclass_args(train_parser, TrainConfig)
     export_parser = commands.add_parser("export", help="freeze a checkpoint into a model file")
-    export_parser.add_argument("--checkpoint", required=True, type=_existing_file)
+    export_parser.add_argument("--checkpoint", required=True, type=existing_file)
     export_parser.add_argument(
-        "--out", required=True, type=_file_to_write, help="model file to write (.safetensors)"
+        "--out", required=True, type=file_to_write, help="model file to write (.safetensors)"
     )
     export_parser.add_argument(
-        "--card", default=None, type=_existing_file, help="JSON file with provenance to embed"
+        "--card", default=None, type=existing_file, help="JSON file with provenance to embed"
     )
     export_parser.add_argument(
         "--half-weights", action="store_true", help="store transform weights as float16"
@@ -70,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     inpaint_export = commands.add_parser(
         "inpaint-export", help="write an inpainting checkpoint as a model file"
     )
-    inpaint_export.add_argument("--checkpoint", required=True, type=_existing_file)
+    inpaint_export.add_argument("--checkpoint", required=True, type=existing_file)
     inpaint_export.add_argument(
-        "--out", required=True, type=_file_to_write, help="model file (.safetensors)"
+        "--out", required=True, type=file_to_write, help="model file (.safetensors)"
     )
     inpaint_export.add_argument(
-        "--card", default=None, type=_existing_file, help="JSON file with provenance"
+        "--card", default=None, type=existing_file, help="JSON file with provenance"
     )
     gate_parser = commands.add_parser(
         "inpaint-gate", help="calibrate when concealment copies instead of inpainting"

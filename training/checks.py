@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.cli import output_folder_problem
+
 
 def option(field: str) -> str:
     """The command-line option of a config field: ``log_every`` -> ``--log-every``."""
@@ -20,8 +22,8 @@ def require_at_least(config: object, minimum: float, *fields: str) -> None:
 
 def require_output_folder(path: str, field: str = "out") -> None:
     """``ValueError`` when ``path`` exists and is not a folder."""
-    if Path(path).exists() and not Path(path).is_dir():
-        raise ValueError(f"{option(field)} {path} is a file, not a folder")
+    if problem := output_folder_problem(path):
+        raise ValueError(f"{option(field)} {problem}")
 
 
 def require_file(path: str, field: str) -> None:

@@ -14,9 +14,7 @@ from tests.test_end_to_end import free_port
 def lines_from(subscriber, secure: bool, seconds: float = 1.5, patience_s: float = 0.5):
     from receiver.connection import ConnectionWatch
 
-    watch = ConnectionWatch(
-        subscriber.socket, subscriber.monitor, "stream", "ADDRESS", secure, patience_s=patience_s
-    )
+    watch = ConnectionWatch(subscriber.monitor, "stream", "ADDRESS", secure, patience_s=patience_s)
     lines, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
         lines += watch.poll()
@@ -96,9 +94,7 @@ def test_a_lost_connection_is_said_as_lost_then_found_again():
     sender = context.socket(zmq.PUB)
     sender.bind(address)
     receiver = subscriber(address)
-    watch = ConnectionWatch(
-        receiver.socket, receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2
-    )
+    watch = ConnectionWatch(receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2)
 
     def collect(seconds):
         lines, deadline = [], time.monotonic() + seconds

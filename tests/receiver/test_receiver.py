@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from receiver.app import MAX_PIXELS, Receiver, report_of
+from receiver.app import Receiver, report_of
 from receiver.stats import FrameRecord, StreamStats
 from shared import wire
 from shared.codec import ImageCodec
@@ -77,7 +77,7 @@ def test_rejections_are_counted_by_reason(setup):
     good = frame_parts(codec, image, 4)
     receiver.handle([good[0], good[1][:-3]], 10, 0.0)
     receiver.handle(reference_parts(image, 5)[:1] + [b"\x00"], 10, 0.0)
-    assert 4096 * 4096 > MAX_PIXELS
+    assert 4096 * 4096 > wire.MAX_FRAME_PIXELS
     assert dict(receiver.stats.rejected) == {
         "model_mismatch": 2,
         "bad_level": 1,
