@@ -204,3 +204,18 @@ def test_zero_rows_outside_the_tables_are_refused(coder):
 
     with pytest.raises(ValueError, match="zero_rows"):
         GroupedCoder(coder.tables, zero_rows=6)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 17, 1000, 4097])
+def test_bounds_through_an_order_match_searchsorted_of_the_sorted_rows(size):
+    """The coder finds its run boundaries without gathering the sorted rows; they must be
+    exactly ``searchsorted`` of them, absent rows and rows past the last included."""
+    from shared.entropy.coder import _bounds_through
+
+    rng = np.random.default_rng(size)
+    rows = rng.choice(np.array([0, 2, 3, 7], dtype=np.int16), size=size)
+    order = np.argsort(rows, kind="stable")
+    targets = np.arange(10, dtype=np.int16)
+    np.testing.assert_array_equal(
+        _bounds_through(rows, order, targets), np.searchsorted(rows[order], targets)
+    )
