@@ -368,177 +368,216 @@ def write_outputs(out: Path, summary: dict, stats: StreamStats, receiver: Receiv
         write_strip(receiver.strip.pick(), out / "strip.png", receiver.codec.stride)
 
 
-def run_receiver(config: ReceiverConfig) -> dict:
-    """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
-    if config.out:
-        prepare_output_folder(config.out, "--out")
-    if config.record:
-        check_output_file(config.record, "--record")
-    configure_threads(config.threads)
-    codec = ImageCodec.load(config.model, config.device, config.precision)
-    security = ClientSecurity(config.key, config.server_key) if config.secure else None
-    subscriber = FrameSubscriber(config.connect, with_reference=config.psnr, security=security)
-    feedback = None
-    if config.feedback != "off":
-        address = feedback_address(config.connect) if config.feedback == "auto" else config.feedback
-        feedback = FeedbackClient(address, subscriber.context, security, WATCHED_EVENTS)
-        # Joining: ask for a key frame, so the picture starts without waiting for the
-        # sender's key-frame interval.
-        feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
-    watches = [ConnectionWatch(subscriber.monitor, "stream", config.connect, config.secure)]
-    if feedback is not None:
-        watches.append(
-            ConnectionWatch(
-                feedback.monitor,
-                "feedback",
-                address,
-                config.secure,
-                "The sender cannot hear this receiver (no key frame when it asks, no rate "
-                "adaptation): open that port too, or use --feedback off",
-            )
+def print_to_stderr(text: str) -> None:
+    """Warnings and the reasons for stopping go to stderr, flushed at once."""
+    print(text, file=sys.stderr, flush=True)
+
+
+class ReceiveLoop:
+    """One run of the receiver: set-up, the receive loop, and the run's summary.
+
+    Times are ``time.monotonic()`` seconds."""
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        if config.out:
+            prepare_output_folder(config.out, "--out")
+        if config.record:
+            check_output_file(config.record, "--record")
+        configure_threads(config.threads)
+        self.codec = ImageCodec.load(config.model, config.device, config.precision)
+        security = ClientSecurity(config.key, config.server_key) if config.secure else None
+        self.subscriber = FrameSubscriber(
+            config.connect, with_reference=config.psnr, security=security
         )
-    sink = FrameSink(config.show, config.record) if (config.show or config.record) else None
-    stats = StreamStats()
+        self.feedback: FeedbackClient | None = None
+        address: str | None = None  # of the sender's feedback port; None with --feedback off
+        if config.feedback != "off":
+            address = (
+                feedback_address(config.connect) if config.feedback == "auto" else config.feedback
+            )
+            self.feedback = FeedbackClient(
+                address, self.subscriber.context, security, WATCHED_EVENTS
+            )
+            # Joining: ask for a key frame, so the picture starts without waiting for the
+            # sender's key-frame interval.
+            self.feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+        self.watches = self._connection_watches(address)
+        self.sink = (
+            FrameSink(config.show, config.record) if (config.show or config.record) else None
+        )
+        self.stats = StreamStats()
+        self.receiver = self._make_receiver()
+        self.dashboard: Dashboard | None = None  # with --dashboard, while the loop runs
 
-    def request_key_frame() -> None:
-        if feedback is not None:
-            feedback.send(wire.ReportMessage("receiver", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+        self.started = time.monotonic()
+        self.window_start = self.started  # of the current one-second statistics window
+        self.last_message_s = self.started
+        # When the first frame was decoded (the rates count from there); the Receiver's own
+        # first_frame_s is the first frame message's arrival, maybe long before (late join).
+        self.first_decoded_s: float | None = None
+        self.lost_reported = 0  # lost frames already told to the sender
+        self.references_seen = 0  # bytes of PSNR originals counted in earlier windows
+        self.hinted = False  # the narrow-link hint is given once
+        self.idled_out = False  # stopped by --idle-timeout
 
-    receiver = Receiver(
-        codec,
-        stats,
-        log=lambda text: print(text, file=sys.stderr, flush=True),
-        request_key_frame=request_key_frame,
-    )
-    receiver.sink = sink
-    receiver.show_code = config.show_code
-    receiver.strip = StripSampler() if config.out else None
-    receiver.concealer = Concealer.create(
-        config.conceal,
-        config.inpaint_model,
-        log=lambda text: print(text, file=sys.stderr, flush=True),
-    )
-    receiver.drop_slices = config.drop_slices
-    started = time.monotonic()
-    window_start = started
-    lost_reported = 0
-    references_seen, hinted = 0, False
-    idled_out = False  # stopped by --idle-timeout
-    first_frame_s: float | None = None
-    last_message_s = started
-    # From the start line until the summary and plots are written, SIGINT and SIGTERM
-    # only stop the loop: a second one (the stream benchmark's stop, an impatient user)
-    # must not cut the records short.
-    with stop_on_signals() as stop:
+    def _connection_watches(self, feedback_at: str | None) -> list[ConnectionWatch]:
+        config = self.config
+        watches = [
+            ConnectionWatch(self.subscriber.monitor, "stream", config.connect, config.secure)
+        ]
+        if self.feedback is not None:
+            watches.append(
+                ConnectionWatch(
+                    self.feedback.monitor,
+                    "feedback",
+                    feedback_at,
+                    config.secure,
+                    "The sender cannot hear this receiver (no key frame when it asks, no rate "
+                    "adaptation): open that port too, or use --feedback off",
+                )
+            )
+        return watches
+
+    def _make_receiver(self) -> Receiver:
+        config = self.config
+        receiver = Receiver(
+            self.codec, self.stats, log=print_to_stderr, request_key_frame=self._request_key_frame
+        )
+        receiver.sink = self.sink
+        receiver.show_code = config.show_code
+        receiver.strip = StripSampler() if config.out else None
+        receiver.concealer = Concealer.create(
+            config.conceal, config.inpaint_model, log=print_to_stderr
+        )
+        receiver.drop_slices = config.drop_slices
+        return receiver
+
+    def _request_key_frame(self) -> None:
+        if self.feedback is not None:
+            self.feedback.send(wire.ReportMessage("receiver", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+
+    def run(self, stop: dict) -> None:
+        """Print the start line, then receive until a stop condition or ``stop["stop"]`` (set
+        by a signal); the sockets and the sink are closed however the loop ends."""
+        config = self.config
         with contextlib.ExitStack() as display:
             print(
-                f"receiver: {config.connect}, model {config.model} ({codec.model_hash}) on "
-                f"{codec.device}, concealment {receiver.concealer.method}",
+                f"receiver: {config.connect}, model {config.model} ({self.codec.model_hash}) on "
+                f"{self.codec.device}, concealment {self.receiver.concealer.method}",
                 flush=True,
             )
-            dashboard = None
             if config.dashboard:
-                dashboard = display.enter_context(
+                self.dashboard = display.enter_context(
                     Dashboard(f"latentcast receiver {config.connect}")
                 )
             try:
-                while not stop["stop"]:
-                    now = time.monotonic()
-                    if config.duration is not None and now - started >= config.duration:
-                        break
-                    if config.frames is not None and stats.frames >= config.frames:
-                        break
-                    if (
-                        config.idle_timeout is not None
-                        and now - last_message_s > config.idle_timeout
-                    ):
-                        print(
-                            f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                        idled_out = True
-                        break
-                    if receiver.ended and not config.keep_running:
-                        print(
-                            "receiver: the sender ended the stream (--keep-running waits for "
-                            "the next one)",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                        break
-                    if sink is not None and sink.closed_by_user:
-                        break
-                    batch = subscriber.receive_all(timeout_ms=100)
-                    for watch in watches:
+                while not stop["stop"] and not self._should_stop(time.monotonic()):
+                    batch = self.subscriber.receive_all(timeout_ms=100)
+                    for watch in self.watches:
                         for line in watch.poll():
-                            print(f"receiver: {line}", file=sys.stderr, flush=True)
+                            print_to_stderr(f"receiver: {line}")
                     now = time.monotonic()
                     if batch:
-                        last_message_s = now
-                        # A receiver that falls behind synthesizes only the newest waiting frame, so
-                        # its latency stays bounded; older ones are entropy-decoded only (cheap),
-                        # since the next predicted frame refers to them.
-                        newest = max(
-                            (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
-                            default=-1,
-                        )
-                        for i, (parts, size) in enumerate(batch):
-                            decode = (
-                                config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
-                            )
-                            receiver.handle(parts, size, now, decode=decode)
-                        if first_frame_s is None and stats.frames:
-                            first_frame_s = now
-                            window_start = now
-                    if (
-                        first_frame_s is None
-                        and stats.unreferenced
-                        and now - window_start >= 1.0
-                        and not config.quiet
-                    ):
-                        # Frames arrive but none can be shown yet: say why, once a second.
-                        print(
-                            f"receiver: waiting for a key frame ({stats.unreferenced} predicted "
-                            "frames so far; the sender sends one when it hears this receiver "
-                            "on its feedback port, else at its next --keyframe-interval)",
-                            flush=True,
-                        )
-                        window_start = now
-                    if first_frame_s is not None and now - window_start >= 1.0:
-                        window = stats.window(window_start, now)
-                        receiver.overlay_lines = overlay_lines(window)
-                        reference_kbps = (
-                            8
-                            * (receiver.reference_bytes - references_seen)
-                            / (1000 * (now - window_start))
-                        )
-                        references_seen = receiver.reference_bytes
-                        hint = narrow_link_hint(window, reference_kbps)
-                        if hint and not hinted:
-                            hinted = True
-                            print(f"receiver: {hint}", file=sys.stderr, flush=True)
-                        if feedback is not None:
-                            feedback.send(report_of(window, stats.lost - lost_reported))
-                            lost_reported = stats.lost
-                        if dashboard is not None:
-                            total = stats.total(now - first_frame_s)
-                            total["rejected_total"] = sum(stats.rejected.values())
-                            dashboard.update(window, total)
-                        elif not config.quiet:
-                            line = format_line(f"receiver: t={now - first_frame_s:5.1f}s", window)
-                            print(line, flush=True)
-                        window_start = now
+                        self._take(batch, now)
+                    self._each_second(now)
             finally:
-                if feedback is not None:
-                    feedback.close()
-                subscriber.close()
-                if sink is not None:
-                    sink.close()
-        end = time.monotonic()
-        summary = stats.total(end - (first_frame_s or end))
-        summary |= {"model_hash": receiver.codec.model_hash, "connect": config.connect}
-        summary["idle_timeout_without_frames"] = idled_out and stats.frames == 0
+                if self.feedback is not None:
+                    self.feedback.close()
+                self.subscriber.close()
+                if self.sink is not None:
+                    self.sink.close()
+
+    def _should_stop(self, now: float) -> bool:
+        """Whether a limit is reached or the stream is over; says why where a user could not
+        tell otherwise."""
+        config = self.config
+        if config.duration is not None and now - self.started >= config.duration:
+            return True
+        if config.frames is not None and self.stats.frames >= config.frames:
+            return True
+        if config.idle_timeout is not None and now - self.last_message_s > config.idle_timeout:
+            print_to_stderr(f"receiver: nothing received for {config.idle_timeout:.0f} s, stopping")
+            self.idled_out = True
+            return True
+        if self.receiver.ended and not config.keep_running:
+            print_to_stderr(
+                "receiver: the sender ended the stream (--keep-running waits for the next one)"
+            )
+            return True
+        return self.sink is not None and self.sink.closed_by_user
+
+    def _take(self, batch: list[tuple[list[bytes], int]], now: float) -> None:
+        """Hand the messages that arrived together (at ``now``) to the receiver."""
+        self.last_message_s = now
+        # A receiver that falls behind synthesizes only the newest waiting frame, so its
+        # latency stays bounded; older ones are entropy-decoded only (cheap), since the next
+        # predicted frame refers to them.
+        newest = max(
+            (i for i, (p, _) in enumerate(batch) if p[0] == wire.TOPIC_FRAME),
+            default=-1,
+        )
+        for i, (parts, size) in enumerate(batch):
+            decode = self.config.decode_all or parts[0] != wire.TOPIC_FRAME or i == newest
+            self.receiver.handle(parts, size, now, decode=decode)
+        if self.first_decoded_s is None and self.stats.frames:
+            self.first_decoded_s = now
+            self.window_start = now
+
+    def _each_second(self, now: float) -> None:
+        """Once a second: why nothing is shown yet, or the last second's statistics."""
+        if now - self.window_start < 1.0:
+            return
+        if self.first_decoded_s is None:
+            if self.stats.unreferenced and not self.config.quiet:
+                # Frames arrive but none can be shown yet: say why, once a second.
+                print(
+                    f"receiver: waiting for a key frame ({self.stats.unreferenced} predicted "
+                    "frames so far; the sender sends one when it hears this receiver on its "
+                    "feedback port, else at its next --keyframe-interval)",
+                    flush=True,
+                )
+                self.window_start = now
+            return
+        window = self.stats.window(self.window_start, now)
+        self.receiver.overlay_lines = overlay_lines(window)
+        self._hint_if_the_originals_clog_the_link(window, now)
+        if self.feedback is not None:
+            self.feedback.send(report_of(window, self.stats.lost - self.lost_reported))
+            self.lost_reported = self.stats.lost
+        self._show(window, now)
+        self.window_start = now
+
+    def _hint_if_the_originals_clog_the_link(self, window: dict, now: float) -> None:
+        """Once per run, suggest --no-psnr when the PSNR originals keep the stream behind."""
+        reference_kbps = (
+            8
+            * (self.receiver.reference_bytes - self.references_seen)
+            / (1000 * (now - self.window_start))
+        )
+        self.references_seen = self.receiver.reference_bytes
+        hint = narrow_link_hint(window, reference_kbps)
+        if hint and not self.hinted:
+            self.hinted = True
+            print_to_stderr(f"receiver: {hint}")
+
+    def _show(self, window: dict, now: float) -> None:
+        """The window's statistics on the dashboard, or as one status line (unless quiet)."""
+        if self.dashboard is not None:
+            total = self.stats.total(now - self.first_decoded_s)
+            total["rejected_total"] = sum(self.stats.rejected.values())
+            self.dashboard.update(window, total)
+        elif not self.config.quiet:
+            line = format_line(f"receiver: t={now - self.first_decoded_s:5.1f}s", window)
+            print(line, flush=True)
+
+    def summary(self, end: float) -> dict:
+        """The run's totals, with rates over the time from the first decoded frame to
+        ``end``."""
+        stats, receiver = self.stats, self.receiver
+        summary = stats.total(end - (self.first_decoded_s or end))
+        summary |= {"model_hash": receiver.codec.model_hash, "connect": self.config.connect}
+        summary["idle_timeout_without_frames"] = self.idled_out and stats.frames == 0
         summary |= {
             "concealment": receiver.concealer.method,
             "concealed_bands": receiver.concealer.bands,
@@ -546,6 +585,10 @@ def run_receiver(config: ReceiverConfig) -> dict:
         if receiver.first_picture_s is not None:
             waited = receiver.first_picture_s - receiver.first_frame_s
             summary["time_to_first_picture_ms"] = round(1000 * waited, 1)
+        return summary
+
+    def print_summary(self, summary: dict) -> None:
+        method = self.receiver.concealer.method
         print(
             format_line("receiver summary:", summary)
             + f"  lost {summary['lost_frames']}  skipped {summary['skipped_frames']}"
@@ -555,9 +598,21 @@ def run_receiver(config: ReceiverConfig) -> dict:
                 else ""
             )
             + f"  rejected {summary['rejected'] or 0}"
-            + f"  damaged slices {summary.get('damaged_slices', 0)} ({receiver.concealer.method})",
+            + f"  damaged slices {summary.get('damaged_slices', 0)} ({method})",
             flush=True,
         )
+
+
+def run_receiver(config: ReceiverConfig) -> dict:
+    """Receive until the stream ends (unless ``keep_running``), a limit is hit, or SIGINT."""
+    loop = ReceiveLoop(config)
+    # From the start line until the summary and plots are written, SIGINT and SIGTERM
+    # only stop the loop: a second one (the stream benchmark's stop, an impatient user)
+    # must not cut the records short.
+    with stop_on_signals() as stop:
+        loop.run(stop)
+        summary = loop.summary(time.monotonic())
+        loop.print_summary(summary)
         if config.out:
-            write_outputs(Path(config.out), summary, stats, receiver)
+            write_outputs(Path(config.out), summary, loop.stats, loop.receiver)
     return summary
