@@ -19,6 +19,7 @@ from shared.cli import (
     probability,
 )
 from shared.codec import PRECISIONS
+from shared.memory import keep_freed_memory
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 
 from .rd import CLASSIC
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         # FFmpeg's own lines ("moov atom not found") would precede our one-line error about
         # a broken clip; OpenCV reads this once, at its first capture (-8: AV_LOG_QUIET).
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    keep_freed_memory()
     try:
         if args.command in _TORCH_THREADS:
             import torch

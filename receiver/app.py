@@ -19,6 +19,7 @@ from shared.codec import CompressedFrame, ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
 from shared.feedback import FeedbackClient, feedback_address
+from shared.memory import keep_freed_memory
 from shared.metrics import psnr
 from shared.modelfile import ModelFileError
 from shared.registry import DEFAULT_MODEL, zoo_name_for_hash
@@ -385,6 +386,7 @@ class ReceiveLoop:
         if config.record:
             check_output_file(config.record, "--record")
         configure_threads(config.threads)
+        keep_freed_memory()
         self.codec = ImageCodec.load(config.model, config.device, config.precision)
         security = ClientSecurity(config.key, config.server_key) if config.secure else None
         self.subscriber = FrameSubscriber(

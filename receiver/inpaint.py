@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from shared.cli import ArgumentParser, non_negative_int
+from shared.memory import keep_freed_memory
 from shared.modelfile import ModelFileError
 from shared.models.inpaint import Inpainter
 
@@ -88,6 +89,7 @@ def inpaint_file(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
+    keep_freed_memory()
     try:
         summary = inpaint_file(
             args.image, args.mask, args.out, args.previous, args.model, args.grow

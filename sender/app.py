@@ -17,6 +17,7 @@ from shared.cli import check_output_file, stop_on_signals
 from shared.codec import ImageCodec, configure_threads
 from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
+from shared.memory import keep_freed_memory
 from shared.metrics import bits_per_pixel
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
 from shared.roi import FaceRoi, RoiSettings
@@ -156,6 +157,7 @@ def run_sender(config: SenderConfig) -> dict:
     if config.stats_json:
         check_output_file(config.stats_json, "--stats-json")
     configure_threads(config.threads)
+    keep_freed_memory()
     codec = ImageCodec.load(name, config.device, config.precision)
     level = codec.levels // 2 if config.quality is None else config.quality
     codec.check_level(level)
