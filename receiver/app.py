@@ -476,12 +476,14 @@ class ReceiveLoop:
             try:
                 while not stop["stop"] and not self._should_stop(time.monotonic()):
                     batch = self.subscriber.receive_all(timeout_ms=100)
-                    for watch in self.watches:
-                        for line in watch.poll():
-                            print_to_stderr(f"receiver: {line}")
                     now = time.monotonic()
                     if batch:
                         self._take(batch, now)
+                    # After the batch: a sender's end message comes just before its sockets
+                    # close, and that disconnection is not news.
+                    for watch in self.watches:
+                        for line in watch.poll(expected_loss=self.receiver.ended):
+                            print_to_stderr(f"receiver: {line}")
                     self._each_second(now)
             finally:
                 if self.feedback is not None:

@@ -62,7 +62,9 @@ class ConnectionWatch:
         self.told.add(key)
         return [f"{self.what}: {text}"]
 
-    def poll(self) -> list[str]:
+    def poll(self, expected_loss: bool = False) -> list[str]:
+        """What to tell the user since the last call. ``expected_loss``: a disconnection now
+        is no news (the sender said it ends the stream), so it is not told."""
         lines: list[str] = []
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)["event"]
@@ -73,7 +75,8 @@ class ConnectionWatch:
                 self.connected, self.ever_connected, self.failed = True, True, False
             elif event == zmq.EVENT_DISCONNECTED and self.connected:
                 self.connected = False
-                lines += self._tell("lost", f"lost the connection to {self.address}; retrying")
+                if not expected_loss:
+                    lines += self._tell("lost", f"lost the connection to {self.address}; retrying")
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self.failed = True
                 lines += self._tell(

@@ -114,3 +114,28 @@ def test_a_lost_connection_is_said_as_lost_then_found_again():
     finally:
         receiver.close()
         sender.close(linger=0)
+
+
+def test_a_disconnection_after_the_senders_end_message_is_not_news():
+    from receiver.connection import ConnectionWatch
+
+    context = zmq.Context.instance()
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sender = context.socket(zmq.PUB)
+    sender.bind(address)
+    receiver = subscriber(address)
+    watch = ConnectionWatch(receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2)
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            assert watch.poll() == []
+            time.sleep(0.02)
+        assert watch.connected
+        sender.close(linger=0)  # after its end message
+        lines, deadline = [], time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            lines += watch.poll(expected_loss=True)
+            time.sleep(0.02)
+        assert lines == [] and not watch.connected  # the disconnection was seen, not told
+    finally:
+        receiver.close()
