@@ -282,7 +282,9 @@ def train(config: TrainConfig) -> Path:
             print(f"resumed from {checkpoint_path} at step {step}", flush=True)
 
     files, validation_files = split_train_validation(list_images(config.data))
-    sampler = CropSampler(files, config.crop, seed=config.seed * 1000 + rank + int(time.time()))
+    # Seeded by the step it starts from: a run is reproducible, and a resumed one does not
+    # replay the crops it began with.
+    sampler = CropSampler(files, config.crop, seed=(config.seed * 1000 + rank) * 1_000_003 + step)
     validation_images = center_crops(validation_files[:8], config.validation_crop)
     # Denoising runs validate on inputs corrupted once, with a fixed seed.
     fixed = torch.Generator().manual_seed(1234)
