@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--denoise",
         action="store_true",
-        help=f"clean noisy frames while coding them: the {DENOISE_MODEL!r} zoo model",
+        help=f"clean noisy frames while coding them: the {DENOISE_MODEL!r} zoo model, or "
+        "--model denoise-realtime (real time on one core, denoises less)",
     )
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
     p.add_argument(

@@ -19,7 +19,7 @@ from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.memory import keep_freed_memory
 from shared.metrics import bits_per_pixel
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, DENOISE_MODELS
 from shared.roi import FaceRoi, RoiSettings
 from shared.security import ServerSecurity
 from shared.video import KEY, VideoSettings
@@ -138,14 +138,18 @@ def pace(next_due: float, fps: float | None) -> float:
 
 
 def model_name(config: SenderConfig) -> str:
-    """The model to load: ``--denoise`` means the denoising zoo model, and only that one."""
+    """The model to load: ``--denoise`` means a denoising zoo model (``DENOISE_MODEL``
+    unless ``--model`` names another of ``DENOISE_MODELS``)."""
     if not config.denoise:
         return config.model or DEFAULT_MODEL
-    if config.model not in (None, DENOISE_MODEL):
+    if config.model is None:
+        return DENOISE_MODEL
+    if config.model not in DENOISE_MODELS:
         raise ValueError(
-            f"--denoise selects the {DENOISE_MODEL!r} zoo model; drop --model {config.model}"
+            f"--denoise takes a denoising zoo model ({', '.join(DENOISE_MODELS)}), "
+            f"not --model {config.model}"
         )
-    return DENOISE_MODEL
+    return config.model
 
 
 def run_sender(config: SenderConfig) -> dict:

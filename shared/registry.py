@@ -50,11 +50,18 @@ ZOO: dict[str, tuple[str, str]] = {
         "denoise.safetensors",
         "6d446ad90e29a0a9bbca87bcf057c326b3225da804d32a8537b3b6457bf3eae8",  # pin:denoise
     ),
+    "denoise-realtime": (
+        "denoise-realtime.safetensors",
+        "f5a8f3494c60e5132a13b2c700b7379ec32bf9e495c00ccf071b5651863d410a",  # pin:denoise-realtime
+    ),
 }
 
 DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and real time
 #: The zoo model the sender's ``--denoise`` selects: it codes noisy frames as clean ones.
 DENOISE_MODEL = "denoise"
+#: Every denoising zoo model (``--denoise`` accepts ``--model`` naming one of them):
+#: ``denoise`` denoises best, ``denoise-realtime`` runs at the default model's speed.
+DENOISE_MODELS = (DENOISE_MODEL, "denoise-realtime")
 
 #: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
 #: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).

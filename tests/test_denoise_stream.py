@@ -24,7 +24,8 @@ def test_denoise_is_shorthand_for_the_denoise_zoo_model():
     assert model_name(SenderConfig(model="realtime")) == "realtime"
     assert model_name(SenderConfig(denoise=True)) == DENOISE_MODEL
     assert model_name(SenderConfig(denoise=True, model=DENOISE_MODEL)) == DENOISE_MODEL
-    with pytest.raises(ValueError, match="--denoise selects"):
+    assert model_name(SenderConfig(denoise=True, model="denoise-realtime")) == "denoise-realtime"
+    with pytest.raises(ValueError, match="--denoise takes a denoising zoo model"):
         model_name(SenderConfig(denoise=True, model="fast"))
 
 
@@ -72,4 +73,5 @@ def test_denoise_with_another_model_is_a_cli_mistake(subprocess_env):
         timeout=60,
     )
     assert result.returncode == 2
-    assert "--denoise selects" in result.stderr and "Traceback" not in result.stderr
+    assert "--denoise takes a denoising zoo model" in result.stderr
+    assert "Traceback" not in result.stderr
