@@ -343,6 +343,28 @@ def narrow_link_hint(window: dict, reference_kbps: float) -> str | None:
     )
 
 
+#: A receiver busy decoding at least this share of a second while it leaves arrived frames
+#: unshown, ``SLOW_SECONDS`` seconds in a row, is too slow for the stream (not the network).
+BUSY_SHARE = 0.6
+SLOW_SECONDS = 3
+
+
+def slow_decoding_hint(model: str, decode_ms: float, shown_per_s: float) -> str:
+    """What to tell a user whose receiver decodes too slowly to show every frame."""
+    said = (
+        f"decoding takes {decode_ms:.0f} ms a frame here, so this receiver shows "
+        f"{shown_per_s:.0f} frames a second and skips the others"
+    )
+    if model == "denoise":
+        return said + (
+            ": the sender's 'denoise' model is slow to decode; its --model denoise-realtime "
+            f"decodes at the {DEFAULT_MODEL!r} model's speed"
+        )
+    if model != DEFAULT_MODEL:
+        return said + f": the sender's --model {DEFAULT_MODEL} decodes fastest"
+    return said + ": this machine is busy or slow (more --threads, or a smaller sender --size)"
+
+
 def overlay_lines(window: dict) -> list[str]:
     def num(value, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -421,6 +443,8 @@ class ReceiveLoop:
         self.lost_reported = 0  # lost frames already told to the sender
         self.references_seen = 0  # bytes of PSNR originals counted in earlier windows
         self.hinted = False  # the narrow-link hint is given once
+        self.skipped_seen = 0  # frames left unshown, counted in earlier windows
+        self.slow_seconds = 0  # seconds in a row too busy decoding to show every frame
         self.idled_out = False  # stopped by --idle-timeout
 
     def _connection_watches(self, feedback_at: str | None) -> list[ConnectionWatch]:
@@ -546,6 +570,7 @@ class ReceiveLoop:
         window = self.stats.window(self.window_start, now)
         self.receiver.overlay_lines = overlay_lines(window)
         self._hint_if_the_originals_clog_the_link(window, now)
+        self._hint_if_decoding_is_too_slow(window, now)
         if self.feedback is not None:
             self.feedback.send(report_of(window, self.stats.lost - self.lost_reported))
             self.lost_reported = self.stats.lost
@@ -563,6 +588,22 @@ class ReceiveLoop:
         hint = narrow_link_hint(window, reference_kbps)
         if hint and not self.hinted:
             self.hinted = True
+            print_to_stderr(f"receiver: {hint}")
+
+    def _hint_if_decoding_is_too_slow(self, window: dict, now: float) -> None:
+        """Once per run, say so when this machine decodes too slowly to show every frame
+        (frames are skipped while decoding keeps it busy): no network is at fault then."""
+        skipped = self.stats.skipped - self.skipped_seen
+        self.skipped_seen = self.stats.skipped
+        if self.slow_seconds < 0 or not window["frames"]:
+            return
+        span = now - self.window_start
+        busy = window["frames"] * window["decode_ms_median"] / 1000 / span
+        self.slow_seconds = self.slow_seconds + 1 if skipped and busy >= BUSY_SHARE else 0
+        if self.slow_seconds >= SLOW_SECONDS:
+            self.slow_seconds = -1  # told
+            model = zoo_name_for_hash(self.receiver.codec.model_hash) or "a model file"
+            hint = slow_decoding_hint(model, window["decode_ms_median"], window["fps"])
             print_to_stderr(f"receiver: {hint}")
 
     def _show(self, window: dict, now: float) -> None:

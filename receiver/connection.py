@@ -45,11 +45,16 @@ class ConnectionWatch:
         secure: bool,
         consequence: str = "",
         patience_s: float = 3.0,
+        loss_grace_s: float = 2.0,
     ) -> None:
         self.monitor = monitor  # socket.get_monitor_socket(WATCHED_EVENTS), made before connect
         self.what, self.address, self.secure = what, address, secure
         self.consequence = consequence
         self.patience_s = patience_s
+        # A loss is told only when it lasts this long and no end of stream came meanwhile: a
+        # sender's end message may still wait in this socket's queue when its close shows.
+        self.loss_grace_s = loss_grace_s
+        self.lost_at: float | None = None
         self.started_s = time.monotonic()
         self.connected = False
         self.ever_connected = False  # a later loss is said as such, not as "no connection"
@@ -63,8 +68,9 @@ class ConnectionWatch:
         return [f"{self.what}: {text}"]
 
     def poll(self, expected_loss: bool = False) -> list[str]:
-        """What to tell the user since the last call. ``expected_loss``: a disconnection now
-        is no news (the sender said it ends the stream), so it is not told."""
+        """What to tell the user since the last call. ``expected_loss``: the sender said it
+        ends the stream, so a disconnection (now or within ``loss_grace_s`` before) is no
+        news and is not told."""
         lines: list[str] = []
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)["event"]
@@ -73,10 +79,10 @@ class ConnectionWatch:
                     lines += [f"{self.what}: connected to {self.address}"]
                     self.told.clear()
                 self.connected, self.ever_connected, self.failed = True, True, False
+                self.lost_at = None  # back within the grace: nothing to tell
             elif event == zmq.EVENT_DISCONNECTED and self.connected:
                 self.connected = False
-                if not expected_loss:
-                    lines += self._tell("lost", f"lost the connection to {self.address}; retrying")
+                self.lost_at = time.monotonic()
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self.failed = True
                 lines += self._tell(
@@ -102,6 +108,12 @@ class ConnectionWatch:
                     "--secure, --key and --server-key"
                 )
                 lines += self._tell("mechanism", text)
+        if self.lost_at is not None:
+            if expected_loss:
+                self.lost_at = None
+            elif time.monotonic() - self.lost_at >= self.loss_grace_s:
+                self.lost_at = None
+                lines += self._tell("lost", f"lost the connection to {self.address}; retrying")
         waited = time.monotonic() - self.started_s
         if not self.ever_connected and not self.failed and waited >= self.patience_s:
             lines += self._tell(

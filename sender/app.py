@@ -120,6 +120,56 @@ class ReceiverReports:
         return [report for report, _ in self._reports.values()]
 
 
+class KeepUpWatch:
+    """Notices a sender that codes fewer frames than its source delivers because its own
+    work takes too long (a slow model or a busy CPU), so it can say so once instead of
+    silently streaming at a lower frame rate.
+
+    Call ``second(handled_per_s, busy_share)`` once per second of streaming with the frames
+    handled in it (sent or skipped by the rate controller) and the share of it spent working
+    on frames rather than waiting for the source (a camera that delivers fewer frames than it
+    announced, as many do in low light, is not the sender's fault). It returns ``True`` once,
+    after ``SLOW_SECONDS`` seconds in a row below ``SHARE`` of the source's ``fps`` while busy
+    at least ``BUSY_SHARE`` of the time.
+    """
+
+    SHARE = 0.85
+    BUSY_SHARE = 0.8
+    SLOW_SECONDS = 3
+
+    def __init__(self, fps: float | None) -> None:
+        self.fps = fps
+        self.slow_seconds = 0
+        self.told = False
+
+    def second(self, handled_per_s: float, busy_share: float) -> bool:
+        if self.told or not self.fps:
+            return False
+        slow = handled_per_s < self.SHARE * self.fps and busy_share >= self.BUSY_SHARE
+        self.slow_seconds = self.slow_seconds + 1 if slow else 0
+        self.told = self.slow_seconds >= self.SLOW_SECONDS
+        return self.told
+
+
+def keep_up_hint(model: str, handled_per_s: float, fps: float, encode_ms: float) -> str:
+    """What to tell a user whose sender codes ``handled_per_s`` of ``fps`` frames a second."""
+    said = (
+        f"sender: coding keeps up with {handled_per_s:.0f} of the source's {fps:.0f} frames a "
+        f"second (encode {encode_ms:.0f} ms a frame)"
+    )
+    if model == DENOISE_MODEL:
+        return said + (
+            f": the {DENOISE_MODEL!r} model is slow on this CPU; --model denoise-realtime "
+            f"denoises at the {DEFAULT_MODEL!r} model's speed"
+        )
+    if model != DEFAULT_MODEL:
+        return said + f": --model {DEFAULT_MODEL} is the model made for real time"
+    return said + (
+        ": the CPU is busy (a receiver on the same machine?) or too slow for this size; a "
+        "smaller --size or --fps helps"
+    )
+
+
 def last_items(values: deque, count: int) -> list:
     """The last ``count`` items of ``values`` without copying the whole deque (order is
     reversed; used for medians)."""
@@ -206,6 +256,8 @@ def run_sender(config: SenderConfig) -> dict:
     started = time.perf_counter()
     next_due = started
     sent, window_bytes, window_frames, total_bytes = 0, 0, 0, 0
+    keep_up, handled, handled_since = KeepUpWatch(fps), 0, started  # frames sent or skipped
+    busy_s = 0.0  # time spent on the frames handled since handled_since (not waiting for one)
     reference_bytes, told_narrow = 0, False
     # Bounded (an hour at 30 fps) so a sender can run unattended for days.
     encode_ms: deque[float] = deque(maxlen=108_000)
@@ -217,6 +269,7 @@ def run_sender(config: SenderConfig) -> dict:
             dashboard = display.enter_context(Dashboard(f"latentcast sender {config.bind}"))
         try:
             for frame in source:
+                frame_in = time.perf_counter()
                 if stop["stop"]:
                     break
                 if config.frames is not None and sent >= config.frames:
@@ -252,6 +305,8 @@ def run_sender(config: SenderConfig) -> dict:
                     chosen = rate.choose(publisher.next_is_key())
                     if chosen is None:  # even the lowest level would overrun the rate: skip
                         rate.skip()
+                        handled += 1
+                        busy_s += time.perf_counter() - frame_in
                         next_due = pace(next_due, fps)
                         continue
                     level = chosen
@@ -263,6 +318,7 @@ def run_sender(config: SenderConfig) -> dict:
                 if rate is not None:
                     rate.update(level, 8 * result.message_bytes, result.kind == KEY)
                 sent += 1
+                handled += 1
                 window_frames += 1
                 window_bytes += result.message_bytes
                 total_bytes += result.message_bytes
@@ -270,6 +326,17 @@ def run_sender(config: SenderConfig) -> dict:
                 encode_ms.append(result.encode_ms)
                 bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
                 now = time.perf_counter()
+                busy_s += now - frame_in
+                if now - handled_since >= 1.0:
+                    handled_per_s = handled / (now - handled_since)
+                    if keep_up.second(handled_per_s, busy_s / (now - handled_since)):
+                        recent_ms = statistics.median(last_items(encode_ms, max(handled, 1)))
+                        print(
+                            keep_up_hint(name, handled_per_s, fps, recent_ms),
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    handled, handled_since, busy_s = 0, now, 0.0
                 if now - window_start >= 1.0 and dashboard is not None:
                     span, elapsed = now - window_start, now - started
                     recent = last_items(encode_ms, window_frames)

@@ -94,7 +94,9 @@ def test_a_lost_connection_is_said_as_lost_then_found_again():
     sender = context.socket(zmq.PUB)
     sender.bind(address)
     receiver = subscriber(address)
-    watch = ConnectionWatch(receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2)
+    watch = ConnectionWatch(
+        receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2, loss_grace_s=0.3
+    )
 
     def collect(seconds):
         lines, deadline = [], time.monotonic() + seconds
@@ -116,7 +118,9 @@ def test_a_lost_connection_is_said_as_lost_then_found_again():
         sender.close(linger=0)
 
 
-def test_a_disconnection_after_the_senders_end_message_is_not_news():
+def test_a_disconnection_before_or_after_the_senders_end_message_is_not_news():
+    """The sender's sockets close right after its end message; a busy receiver may see the
+    close before it reads that message from its queue: within the grace, nothing is told."""
     from receiver.connection import ConnectionWatch
 
     context = zmq.Context.instance()
@@ -124,18 +128,22 @@ def test_a_disconnection_after_the_senders_end_message_is_not_news():
     sender = context.socket(zmq.PUB)
     sender.bind(address)
     receiver = subscriber(address)
-    watch = ConnectionWatch(receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2)
+    watch = ConnectionWatch(
+        receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2, loss_grace_s=1.0
+    )
+
+    def collect(seconds, ended):
+        lines, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            lines += watch.poll(expected_loss=ended)
+            time.sleep(0.02)
+        return lines
+
     try:
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            assert watch.poll() == []
-            time.sleep(0.02)
-        assert watch.connected
-        sender.close(linger=0)  # after its end message
-        lines, deadline = [], time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            lines += watch.poll(expected_loss=True)
-            time.sleep(0.02)
-        assert lines == [] and not watch.connected  # the disconnection was seen, not told
+        assert collect(0.5, ended=False) == [] and watch.connected
+        sender.close(linger=0)
+        assert collect(0.4, ended=False) == []  # the close is seen, the end not read yet
+        assert not watch.connected
+        assert collect(1.5, ended=True) == []  # then the end message: past the grace, silent
     finally:
         receiver.close()
