@@ -202,201 +202,301 @@ def model_name(config: SenderConfig) -> str:
     return config.model
 
 
+class SendLoop:
+    """One run of the sender: set-up, the send loop, and the run's summary.
+
+    Times are ``time.perf_counter()`` seconds."""
+
+    def __init__(self, config: SenderConfig) -> None:
+        """Load the model, open the source and the sockets, print the start line and wait
+        ``warmup`` seconds for subscribers; the run's clock starts after that."""
+        self.config = config
+        self.model = model_name(config)
+        if config.stats_json:
+            check_output_file(config.stats_json, "--stats-json")
+        configure_threads(config.threads)
+        keep_freed_memory()
+        self.codec = ImageCodec.load(self.model, config.device, config.precision)
+        self.level = self.codec.levels // 2 if config.quality is None else config.quality
+        self.codec.check_level(self.level)
+        roi = None
+        if config.roi is not None:  # the bits saved outside the faces buy a higher level
+            roi = FaceRoi(
+                self.codec.stride, RoiSettings(interval=config.roi_interval), background=True
+            )
+            self.level = min(self.codec.levels - 1, self.level + config.roi_boost)
+        self.source = open_source(config.source, loop=config.loop, size=config.size)
+        security = ServerSecurity(config.key, config.allow) if config.secure else None
+        self.publisher = FramePublisher(
+            self.codec,
+            config.bind,
+            config.stream_id,
+            config.reference,
+            security=security,
+            video=VideoSettings(config.keyframe_interval, config.slice_rows, config.deadzone),
+            roi=roi,
+            drop_slices=config.drop_slices,
+        )
+        self.feedback: FeedbackServer | None = None
+        if config.feedback != "off":
+            address = (
+                feedback_address(config.bind) if config.feedback == "auto" else config.feedback
+            )
+            self.feedback = FeedbackServer(address, self.publisher.context, security)
+        self.heard = ReceiverReports()
+        self.key_gate = KeyFrameGate()
+        self.fps: float | None = config.fps or self.source.fps  # None or 0: unpaced
+        self.rate = self._rate_controller()
+        self.dashboard: Dashboard | None = None  # with --dashboard, while the loop runs
+
+        self.reports = 0  # statistics reports and key-frame requests received
+        self.keyframe_requests = 0
+        self.key_frames = 0
+        self.dropped_slices = 0  # by --drop-slices
+        self.sent = 0
+        self.total_bytes = 0  # of the frame messages sent
+        self.reference_bytes = 0  # of the lossless originals sent for the receivers' PSNR
+        self.told_narrow = False  # the narrow-link hint is given once
+        # Bounded (an hour at 30 fps) so a sender can run unattended for days.
+        self.encode_ms: deque[float] = deque(maxlen=108_000)
+        self.bpp: deque[float] = deque(maxlen=108_000)
+        self.window_frames = 0  # frames sent in the current one-second statistics window
+        self.window_bytes = 0
+        self.keep_up = KeepUpWatch(self.fps)
+        self.handled = 0  # frames sent or skipped since handled_since
+        # Time spent on the frames handled since handled_since (not waiting for one).
+        self.busy_s = 0.0
+
+        self._print_start_line()
+        time.sleep(config.warmup)
+        self.started = time.perf_counter()
+        self.next_due = self.started  # the pacing slot of the frame just handled
+        self.handled_since = self.started  # start of the current keep-up second
+        self.window_start = self.started  # of the current one-second statistics window
+
+    def _rate_controller(self) -> RateController | None:
+        """A controller for ``--rate-kbps``, or one adapting to the receivers' reports when
+        they are heard and no ``--quality`` is fixed; else ``None`` (a fixed level)."""
+        config, levels = self.config, self.codec.levels
+        if config.rate_kbps is not None:
+            return RateController(
+                config.rate_kbps, self.fps or 30.0, levels, clock=time.perf_counter
+            )
+        if self.feedback is not None and config.quality is None:  # adapt to receivers' reports
+            return RateController.adaptive(self.fps or 30.0, levels, self.level, time.perf_counter)
+        return None
+
+    def _print_start_line(self) -> None:
+        config, codec = self.config, self.codec
+        print(
+            f"sender: {self.source.description} -> {config.bind}, model {self.model} "
+            f"({codec.model_hash}) level {self.level} on {codec.device}"
+            + (f", paced at {self.fps:.1f} fps" if self.fps else ""),
+            flush=True,
+        )
+
+    def run(self, stop: dict) -> None:
+        """Send the source's frames until a stop condition or ``stop["stop"]`` (set by a
+        signal); the sockets and the source are closed however the loop ends."""
+        with contextlib.ExitStack() as display:
+            if self.config.dashboard:
+                self.dashboard = display.enter_context(
+                    Dashboard(f"latentcast sender {self.config.bind}")
+                )
+            try:
+                for frame in self.source:
+                    frame_in = time.perf_counter()
+                    if stop["stop"] or self._should_stop():
+                        break
+                    self._read_reports()
+                    for line in self.publisher.refused_handshakes():
+                        print(f"sender: {line}", file=sys.stderr, flush=True)
+                    if self.key_gate.due(time.perf_counter()):
+                        self.publisher.request_key_frame()
+                    if self.rate is not None and not self._choose_level(self.rate):
+                        self._skip(self.rate, frame_in)
+                    else:
+                        done = self._send(frame, frame_in)
+                        self._each_second(done)
+                    self.next_due = pace(self.next_due, self.fps)
+            finally:
+                if self.feedback is not None:
+                    self.feedback.close()
+                self.publisher.close()
+                self.source.close()
+
+    def _should_stop(self) -> bool:
+        """Whether ``frames`` or ``duration`` is reached."""
+        config = self.config
+        if config.frames is not None and self.sent >= config.frames:
+            return True
+        return config.duration is not None and time.perf_counter() - self.started >= config.duration
+
+    def _read_reports(self) -> None:
+        """Take the receivers' reports: key-frame requests to the gate, statistics to the
+        adaptive rate."""
+        if self.feedback is None:
+            return
+        for peer, report in self.feedback.poll():
+            if report.keyframe:  # a joining or out-of-sync receiver
+                self.keyframe_requests += 1
+                self.key_gate.request()
+            if not (report.keyframe and report.frames == 0 and peer in self.heard):
+                self.heard.add(peer, report, time.perf_counter())  # the last statistics
+            self.reports += 1
+        current = self.heard.latest(time.perf_counter())
+        if self.rate is not None:
+            self.rate.adapt_to_receivers(current, time.perf_counter())
+            self._hint_if_the_originals_clog_the_link(self.rate)
+
+    def _hint_if_the_originals_clog_the_link(self, rate: RateController) -> None:
+        """Once per run, suggest --no-psnr when a receiver falls behind and the PSNR
+        originals outweigh the video."""
+        if rate.cuts and not self.told_narrow and self.reference_bytes > self.total_bytes:
+            self.told_narrow = True
+            print(
+                "sender: a receiver falls behind, and the lossless originals "
+                f"sent for PSNR ({self.reference_bytes / max(self.sent, 1) / 1000:.0f} kB "
+                "a frame) are more than the video: on a narrow link start "
+                "receivers with --no-psnr (then none is sent to them)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _choose_level(self, rate: RateController) -> bool:
+        """Set the next frame's level as ``rate`` chooses; ``False``: skip the frame, since
+        even the lowest level would overrun the rate."""
+        chosen = rate.choose(self.publisher.next_is_key())
+        if chosen is None:
+            return False
+        self.level = chosen
+        return True
+
+    def _skip(self, rate: RateController, frame_in: float) -> None:
+        """Count a frame that ``rate`` skipped (``frame_in``: when it came in)."""
+        rate.skip()
+        self.handled += 1
+        self.busy_s += time.perf_counter() - frame_in
+
+    def _send(self, frame, frame_in: float) -> float:
+        """Code and publish ``frame`` (come in at ``frame_in``) and count it; returns when
+        that was done."""
+        result = self.publisher.send(frame, self.level)
+        if result.kind == KEY:
+            self.key_frames += 1
+            self.key_gate.key_frame_sent(time.perf_counter())
+        self.dropped_slices += result.dropped_slices
+        if self.rate is not None:
+            self.rate.update(self.level, 8 * result.message_bytes, result.kind == KEY)
+        self.sent += 1
+        self.handled += 1
+        self.window_frames += 1
+        self.window_bytes += result.message_bytes
+        self.total_bytes += result.message_bytes
+        self.reference_bytes += result.reference_bytes
+        self.encode_ms.append(result.encode_ms)
+        self.bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
+        now = time.perf_counter()
+        self.busy_s += now - frame_in
+        return now
+
+    def _each_second(self, now: float) -> None:
+        """After a sent frame, once a second: whether coding keeps up, and the statistics."""
+        self._check_keep_up(now)
+        self._show(now)
+
+    def _check_keep_up(self, now: float) -> None:
+        """Once per second of frames handled, tell the user once when coding cannot keep
+        up with the source (see KeepUpWatch)."""
+        span = now - self.handled_since
+        if span < 1.0:
+            return
+        handled_per_s = self.handled / span
+        if self.keep_up.second(handled_per_s, self.busy_s / span):
+            recent_ms = statistics.median(last_items(self.encode_ms, max(self.handled, 1)))
+            print(
+                keep_up_hint(self.model, handled_per_s, self.fps, recent_ms),
+                file=sys.stderr,
+                flush=True,
+            )
+        self.handled, self.handled_since, self.busy_s = 0, now, 0.0
+
+    def _show(self, now: float) -> None:
+        """Once a second, the last second's statistics on the dashboard, or as one status
+        line (unless quiet)."""
+        span = now - self.window_start
+        if span < 1.0:
+            return
+        if self.dashboard is not None:
+            self._update_dashboard(self.dashboard, span, now - self.started)
+        elif not self.config.quiet:
+            recent_ms = statistics.median(last_items(self.encode_ms, self.window_frames))
+            print(
+                f"sender: {self.sent} frames  {self.window_frames / span:5.1f} fps  "
+                f"{self.window_bytes * 8 / span / 1000:8.1f} kbps  "
+                f"encode {recent_ms:6.1f} ms",
+                flush=True,
+            )
+        else:  # nothing shown: the window goes on
+            return
+        self.window_start, self.window_frames, self.window_bytes = now, 0, 0
+
+    def _update_dashboard(self, dashboard: Dashboard, span: float, elapsed: float) -> None:
+        """The last ``span`` seconds and the ``elapsed`` seconds since the start."""
+        common = {
+            "level": self.level,
+            "receivers_heard": len(self.heard),
+            "keyframes": self.key_frames,
+        }
+        window = {
+            "frames": self.window_frames,
+            "fps": self.window_frames / span,
+            "kbps": self.window_bytes * 8 / span / 1000,
+            "encode_ms": statistics.median(last_items(self.encode_ms, self.window_frames)),
+        }
+        total = {
+            "frames": self.sent,
+            "fps": self.sent / elapsed,
+            "kbps": self.total_bytes * 8 / elapsed / 1000,
+            "encode_ms": statistics.median(self.encode_ms),
+        }
+        dashboard.update(common | window, common | total)
+
+    def summary(self, end: float) -> dict:
+        """The run's totals, with rates over the time from the start (after the warm-up) to
+        ``end``."""
+        elapsed = max(end - self.started, 1e-9)
+        rate, feedback = self.rate, self.feedback
+        return {
+            "frames": self.sent,
+            "seconds": round(elapsed, 3),
+            "fps": self.sent / elapsed,
+            "kbps": self.total_bytes * 8 / elapsed / 1000,
+            "bpp_mean": statistics.fmean(self.bpp) if self.bpp else None,
+            "encode_ms_median": statistics.median(self.encode_ms) if self.encode_ms else None,
+            "model_hash": self.codec.model_hash,
+            "level": self.level,
+            "receivers_heard": len(self.heard),
+            "reports": self.reports,
+            "keyframe_requests": self.keyframe_requests,
+            "key_frames": self.key_frames,
+            "dropped_slices": self.dropped_slices,
+            "feedback_rejected": feedback.rejected if feedback is not None else {},
+            "refused_handshakes": self.publisher.refused,
+            "rate_skipped_frames": rate.skipped if rate is not None else 0,
+            "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
+        }
+
+
 def run_sender(config: SenderConfig) -> dict:
     """Stream until the source ends, ``frames``/``duration`` is reached, or SIGINT/SIGTERM.
 
     Returns the summary (also written to ``stats_json`` when set).
     """
-    name = model_name(config)
-    if config.stats_json:
-        check_output_file(config.stats_json, "--stats-json")
-    configure_threads(config.threads)
-    keep_freed_memory()
-    codec = ImageCodec.load(name, config.device, config.precision)
-    level = codec.levels // 2 if config.quality is None else config.quality
-    codec.check_level(level)
-    roi = None
-    if config.roi is not None:  # the bits saved outside the faces buy a higher level
-        roi = FaceRoi(codec.stride, RoiSettings(interval=config.roi_interval), background=True)
-        level = min(codec.levels - 1, level + config.roi_boost)
-    source = open_source(config.source, loop=config.loop, size=config.size)
-    security = ServerSecurity(config.key, config.allow) if config.secure else None
-    video = VideoSettings(config.keyframe_interval, config.slice_rows, config.deadzone)
-    publisher = FramePublisher(
-        codec,
-        config.bind,
-        config.stream_id,
-        config.reference,
-        security=security,
-        video=video,
-        roi=roi,
-        drop_slices=config.drop_slices,
-    )
-    feedback = None
-    if config.feedback != "off":
-        address = feedback_address(config.bind) if config.feedback == "auto" else config.feedback
-        feedback = FeedbackServer(address, publisher.context, security)
-    heard = ReceiverReports()
-    reports = keyframe_requests = key_frames = dropped_slices = 0
-    key_gate = KeyFrameGate()
-    fps = config.fps or source.fps
-    rate = None
-    if config.rate_kbps is not None:
-        rate = RateController(config.rate_kbps, fps or 30.0, codec.levels, clock=time.perf_counter)
-    elif feedback is not None and config.quality is None:  # adapt to receivers' reports
-        rate = RateController.adaptive(fps or 30.0, codec.levels, level, time.perf_counter)
-    print(
-        f"sender: {source.description} -> {config.bind}, model {name} "
-        f"({codec.model_hash}) level {level} on {codec.device}"
-        + (f", paced at {fps:.1f} fps" if fps else ""),
-        flush=True,
-    )
-
-    time.sleep(config.warmup)
-    started = time.perf_counter()
-    next_due = started
-    sent, window_bytes, window_frames, total_bytes = 0, 0, 0, 0
-    keep_up, handled, handled_since = KeepUpWatch(fps), 0, started  # frames sent or skipped
-    busy_s = 0.0  # time spent on the frames handled since handled_since (not waiting for one)
-    reference_bytes, told_narrow = 0, False
-    # Bounded (an hour at 30 fps) so a sender can run unattended for days.
-    encode_ms: deque[float] = deque(maxlen=108_000)
-    bpp: deque[float] = deque(maxlen=108_000)
-    window_start = started
-    with stop_on_signals() as stop, contextlib.ExitStack() as display:
-        dashboard = None
-        if config.dashboard:
-            dashboard = display.enter_context(Dashboard(f"latentcast sender {config.bind}"))
-        try:
-            for frame in source:
-                frame_in = time.perf_counter()
-                if stop["stop"]:
-                    break
-                if config.frames is not None and sent >= config.frames:
-                    break
-                if config.duration is not None and time.perf_counter() - started >= config.duration:
-                    break
-                if feedback is not None:
-                    for peer, report in feedback.poll():
-                        if report.keyframe:  # a joining or out-of-sync receiver
-                            keyframe_requests += 1
-                            key_gate.request()
-                        if not (report.keyframe and report.frames == 0 and peer in heard):
-                            heard.add(peer, report, time.perf_counter())  # the last statistics
-                        reports += 1
-                    current = heard.latest(time.perf_counter())
-                    if rate is not None:
-                        rate.adapt_to_receivers(current, time.perf_counter())
-                        if rate.cuts and not told_narrow and reference_bytes > total_bytes:
-                            told_narrow = True
-                            print(
-                                "sender: a receiver falls behind, and the lossless originals "
-                                f"sent for PSNR ({reference_bytes / max(sent, 1) / 1000:.0f} kB "
-                                "a frame) are more than the video: on a narrow link start "
-                                "receivers with --no-psnr (then none is sent to them)",
-                                file=sys.stderr,
-                                flush=True,
-                            )
-                for line in publisher.refused_handshakes():
-                    print(f"sender: {line}", file=sys.stderr, flush=True)
-                if key_gate.due(time.perf_counter()):
-                    publisher.request_key_frame()
-                if rate is not None:
-                    chosen = rate.choose(publisher.next_is_key())
-                    if chosen is None:  # even the lowest level would overrun the rate: skip
-                        rate.skip()
-                        handled += 1
-                        busy_s += time.perf_counter() - frame_in
-                        next_due = pace(next_due, fps)
-                        continue
-                    level = chosen
-                result = publisher.send(frame, level)
-                if result.kind == KEY:
-                    key_frames += 1
-                    key_gate.key_frame_sent(time.perf_counter())
-                dropped_slices += result.dropped_slices
-                if rate is not None:
-                    rate.update(level, 8 * result.message_bytes, result.kind == KEY)
-                sent += 1
-                handled += 1
-                window_frames += 1
-                window_bytes += result.message_bytes
-                total_bytes += result.message_bytes
-                reference_bytes += result.reference_bytes
-                encode_ms.append(result.encode_ms)
-                bpp.append(bits_per_pixel(result.payload_bytes, result.height, result.width))
-                now = time.perf_counter()
-                busy_s += now - frame_in
-                if now - handled_since >= 1.0:
-                    handled_per_s = handled / (now - handled_since)
-                    if keep_up.second(handled_per_s, busy_s / (now - handled_since)):
-                        recent_ms = statistics.median(last_items(encode_ms, max(handled, 1)))
-                        print(
-                            keep_up_hint(name, handled_per_s, fps, recent_ms),
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                    handled, handled_since, busy_s = 0, now, 0.0
-                if now - window_start >= 1.0 and dashboard is not None:
-                    span, elapsed = now - window_start, now - started
-                    recent = last_items(encode_ms, window_frames)
-                    common = {
-                        "level": level,
-                        "receivers_heard": len(heard),
-                        "keyframes": key_frames,
-                    }
-                    dashboard.update(
-                        common
-                        | {
-                            "frames": window_frames,
-                            "fps": window_frames / span,
-                            "kbps": window_bytes * 8 / span / 1000,
-                            "encode_ms": statistics.median(recent),
-                        },
-                        common
-                        | {
-                            "frames": sent,
-                            "fps": sent / elapsed,
-                            "kbps": total_bytes * 8 / elapsed / 1000,
-                            "encode_ms": statistics.median(encode_ms),
-                        },
-                    )
-                    window_start, window_frames, window_bytes = now, 0, 0
-                elif now - window_start >= 1.0 and not config.quiet:
-                    span = now - window_start
-                    print(
-                        f"sender: {sent} frames  {window_frames / span:5.1f} fps  "
-                        f"{window_bytes * 8 / span / 1000:8.1f} kbps  "
-                        f"encode {statistics.median(last_items(encode_ms, window_frames)):6.1f} ms",
-                        flush=True,
-                    )
-                    window_start, window_frames, window_bytes = now, 0, 0
-                next_due = pace(next_due, fps)
-        finally:
-            if feedback is not None:
-                feedback.close()
-            publisher.close()
-            source.close()
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    summary = {
-        "frames": sent,
-        "seconds": round(elapsed, 3),
-        "fps": sent / elapsed,
-        "kbps": total_bytes * 8 / elapsed / 1000,
-        "bpp_mean": statistics.fmean(bpp) if bpp else None,
-        "encode_ms_median": statistics.median(encode_ms) if encode_ms else None,
-        "model_hash": codec.model_hash,
-        "level": level,
-        "receivers_heard": len(heard),
-        "reports": reports,
-        "keyframe_requests": keyframe_requests,
-        "key_frames": key_frames,
-        "dropped_slices": dropped_slices,
-        "feedback_rejected": feedback.rejected if feedback is not None else {},
-        "refused_handshakes": publisher.refused,
-        "rate_skipped_frames": rate.skipped if rate is not None else 0,
-        "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
-    }
+    loop = SendLoop(config)  # prints the start line and waits the warm-up
+    with stop_on_signals() as stop:
+        loop.run(stop)
+    summary = loop.summary(time.perf_counter())
     print("sender summary: " + json.dumps(summary), flush=True)
     if config.stats_json:
         with open(config.stats_json, "w") as handle:
