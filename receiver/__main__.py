@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, ValueError, OSError, DisplayUnavailable) as error:
         print(f"receiver: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before receiving began (loading the model, connecting)
+        print("receiver: interrupted before receiving began", file=sys.stderr)
+        return 130
     # For scripts: --idle-timeout ran out before a single frame decoded.
     return 1 if summary["idle_timeout_without_frames"] else 0
 

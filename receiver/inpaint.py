@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, ValueError, OSError) as error:
         print(f"receiver.inpaint: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("receiver.inpaint: interrupted", file=sys.stderr)
+        return 130
     print(f"wrote {args.out}: {summary['hole_pixels']} pixels filled in {summary['ms']:.0f} ms")
     return 0
 

@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, ModelFileError, ValueError, OSError) as error:
         print(f"sender: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before streaming began (loading, warm-up, opening a camera)
+        print("sender: interrupted before streaming began", file=sys.stderr)
+        return 130
     return 0
 
 

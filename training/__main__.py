@@ -99,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"training: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resumes = args.command in ("train", "inpaint")  # from their last checkpoint
+        print(
+            "training: interrupted"
+            + (" (the same command resumes from the last checkpoint)" if resumes else ""),
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
