@@ -19,11 +19,28 @@ from shared.metrics import psnr
 from shared.video import VideoDecoder, VideoEncoder
 from tests.conftest import make_model_file
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port ``p`` on 127.0.0.1 whose next port is free too (a sender's feedback
+    channel binds ``p + 1``), and neither handed out before in this process (two calls in a
+    row may otherwise get ``p`` and ``p + 1``, and the first sender's feedback takes the
+    second's port: a CI run failed so)."""
+    for _ in range(200):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            if port >= 65535 or {port, port + 1} & _HANDED_OUT:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        _HANDED_OUT.update((port, port + 1))
+        return port
+    raise RuntimeError("found no two free neighbouring ports")
 
 
 def start(module: str, args: list[str], env: dict) -> subprocess.Popen:
