@@ -283,13 +283,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _free_port_pair() -> int:
-    """A loopback port p with p + 1 (the feedback channel) also free."""
-    for _ in range(100):
+def free_port_pair(taken: set[int] | frozenset[int] = frozenset()) -> int:
+    """A loopback port p with p + 1 (the feedback channel) also free, neither in ``taken``."""
+    for _ in range(200):
         with socket.socket() as first:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
-            if port >= 65535:
+            if port >= 65535 or {port, port + 1} & taken:
                 continue
             with socket.socket() as second:
                 try:
@@ -331,7 +331,7 @@ def stream_processes(settings: StreamSettings, out: Path, link: ShapedLink | Non
         bind, connect = f"tcp://*:{port}", f"tcp://{SENDER_ADDRESS}:{port}"
         far_prefix, near_prefix = link.exec_prefix("receiver"), link.exec_prefix("sender")
     else:
-        port = _free_port_pair()
+        port = free_port_pair()
         bind = connect = f"tcp://127.0.0.1:{port}"
         far_prefix = near_prefix = []
     # Over a link the originals for PSNR would swamp it: a monitor beside the sender gets them.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import msgpack
 import pytest
 import zmq
 
+from benchmarks.stream import free_port_pair
 from shared import wire
 from shared.codec import ImageCodec, configure_threads
 from shared.metrics import psnr
@@ -27,20 +27,9 @@ def free_port() -> int:
     channel binds ``p + 1``), and neither handed out before in this process (two calls in a
     row may otherwise get ``p`` and ``p + 1``, and the first sender's feedback takes the
     second's port: a CI run failed so)."""
-    for _ in range(200):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if port >= 65535 or {port, port + 1} & _HANDED_OUT:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        _HANDED_OUT.update((port, port + 1))
-        return port
-    raise RuntimeError("found no two free neighbouring ports")
+    port = free_port_pair(_HANDED_OUT)
+    _HANDED_OUT.update((port, port + 1))
+    return port
 
 
 def start(module: str, args: list[str], env: dict) -> subprocess.Popen:

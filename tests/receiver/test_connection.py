@@ -86,33 +86,40 @@ def test_handshake_failures_say_which_key_or_option(
     assert len(lines) == 1 and fragment in lines[0], lines
 
 
-def test_a_lost_connection_is_said_as_lost_then_found_again():
+def sender_and_watch(loss_grace_s: float):
+    """A bound PUB socket standing for a sender, and the ``ConnectionWatch`` of a subscriber
+    connected to it: ``(address, sender, subscriber, watch)``."""
     from receiver.connection import ConnectionWatch
 
-    context = zmq.Context.instance()
     address = f"tcp://127.0.0.1:{free_port()}"
-    sender = context.socket(zmq.PUB)
+    sender = zmq.Context.instance().socket(zmq.PUB)
     sender.bind(address)
     receiver = subscriber(address)
     watch = ConnectionWatch(
-        receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2, loss_grace_s=0.3
+        receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2, loss_grace_s=loss_grace_s
     )
+    return address, sender, receiver, watch
 
-    def collect(seconds):
-        lines, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            lines += watch.poll()
-            time.sleep(0.02)
-        return lines
 
+def collect(watch, seconds: float, ended: bool = False) -> list[str]:
+    """Everything ``watch`` tells within ``seconds`` (``ended``: the end message was read)."""
+    lines, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines += watch.poll(expected_loss=ended)
+        time.sleep(0.02)
+    return lines
+
+
+def test_a_lost_connection_is_said_as_lost_then_found_again():
+    address, sender, receiver, watch = sender_and_watch(loss_grace_s=0.3)
     try:
-        assert collect(0.5) == []
+        assert collect(watch, 0.5) == []
         sender.close(linger=0)  # the sender stops
-        lost = collect(1.0)
+        lost = collect(watch, 1.0)
         assert len(lost) == 1 and "lost the connection to ADDRESS" in lost[0], lost
-        sender = context.socket(zmq.PUB)
+        sender = zmq.Context.instance().socket(zmq.PUB)
         sender.bind(address)  # and comes back
-        assert collect(2.0) == ["stream: connected to ADDRESS"]
+        assert collect(watch, 2.0) == ["stream: connected to ADDRESS"]
     finally:
         receiver.close()
         sender.close(linger=0)
@@ -121,29 +128,12 @@ def test_a_lost_connection_is_said_as_lost_then_found_again():
 def test_a_disconnection_before_or_after_the_senders_end_message_is_not_news():
     """The sender's sockets close right after its end message; a busy receiver may see the
     close before it reads that message from its queue: within the grace, nothing is told."""
-    from receiver.connection import ConnectionWatch
-
-    context = zmq.Context.instance()
-    address = f"tcp://127.0.0.1:{free_port()}"
-    sender = context.socket(zmq.PUB)
-    sender.bind(address)
-    receiver = subscriber(address)
-    watch = ConnectionWatch(
-        receiver.monitor, "stream", "ADDRESS", False, patience_s=0.2, loss_grace_s=1.0
-    )
-
-    def collect(seconds, ended):
-        lines, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            lines += watch.poll(expected_loss=ended)
-            time.sleep(0.02)
-        return lines
-
+    _, sender, receiver, watch = sender_and_watch(loss_grace_s=1.0)
     try:
-        assert collect(0.5, ended=False) == [] and watch.connected
+        assert collect(watch, 0.5) == [] and watch.connected
         sender.close(linger=0)
-        assert collect(0.4, ended=False) == []  # the close is seen, the end not read yet
+        assert collect(watch, 0.4) == []  # the close is seen, the end not read yet
         assert not watch.connected
-        assert collect(1.5, ended=True) == []  # then the end message: past the grace, silent
+        assert collect(watch, 1.5, ended=True) == []  # then the end: past the grace, silent
     finally:
         receiver.close()
