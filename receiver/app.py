@@ -22,7 +22,12 @@ from shared.feedback import FeedbackClient, feedback_address
 from shared.memory import keep_freed_memory
 from shared.metrics import psnr
 from shared.modelfile import ModelFileError
-from shared.registry import DEFAULT_MODEL, zoo_name_for_hash
+from shared.registry import (
+    DEFAULT_MODEL,
+    REALTIME_DENOISE_MODEL,
+    faster_model,
+    zoo_name_for_hash,
+)
 from shared.security import ClientSecurity
 from shared.video import MissingReference, VideoDecoder
 
@@ -355,13 +360,14 @@ def slow_decoding_hint(model: str, decode_ms: float, shown_per_s: float) -> str:
         f"decoding takes {decode_ms:.0f} ms a frame here, so this receiver shows "
         f"{shown_per_s:.0f} frames a second and skips the others"
     )
-    if model == "denoise":
+    faster = faster_model(model)
+    if faster == REALTIME_DENOISE_MODEL:
         return said + (
-            ": the sender's 'denoise' model is slow to decode; its --model denoise-realtime "
+            f": the sender's {model!r} model is slow to decode; its --model {faster} "
             f"decodes at the {DEFAULT_MODEL!r} model's speed"
         )
-    if model != DEFAULT_MODEL:
-        return said + f": the sender's --model {DEFAULT_MODEL} decodes fastest"
+    if faster is not None:
+        return said + f": the sender's --model {faster} decodes fastest"
     return said + ": this machine is busy or slow (more --threads, or a smaller sender --size)"
 
 

@@ -19,7 +19,13 @@ from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.memory import keep_freed_memory
 from shared.metrics import bits_per_pixel
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, DENOISE_MODELS
+from shared.registry import (
+    DEFAULT_MODEL,
+    DENOISE_MODEL,
+    DENOISE_MODELS,
+    REALTIME_DENOISE_MODEL,
+    faster_model,
+)
 from shared.roi import FaceRoi, RoiSettings
 from shared.security import ServerSecurity
 from shared.video import KEY, VideoSettings
@@ -157,13 +163,14 @@ def keep_up_hint(model: str, handled_per_s: float, fps: float, encode_ms: float)
         f"sender: coding keeps up with {handled_per_s:.0f} of the source's {fps:.0f} frames a "
         f"second (encode {encode_ms:.0f} ms a frame)"
     )
-    if model == DENOISE_MODEL:
+    faster = faster_model(model)
+    if faster == REALTIME_DENOISE_MODEL:
         return said + (
-            f": the {DENOISE_MODEL!r} model is slow on this CPU; --model denoise-realtime "
+            f": the {model!r} model is slow on this CPU; --model {faster} "
             f"denoises at the {DEFAULT_MODEL!r} model's speed"
         )
-    if model != DEFAULT_MODEL:
-        return said + f": --model {DEFAULT_MODEL} is the model made for real time"
+    if faster is not None:
+        return said + f": --model {faster} is the model made for real time"
     return said + (
         ": the CPU is busy (a receiver on the same machine?) or too slow for this size; a "
         "smaller --size or --fps helps"

@@ -59,9 +59,22 @@ ZOO: dict[str, tuple[str, str]] = {
 DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and real time
 #: The zoo model the sender's ``--denoise`` selects: it codes noisy frames as clean ones.
 DENOISE_MODEL = "denoise"
-#: Every denoising zoo model (``--denoise`` accepts ``--model`` naming one of them):
-#: ``denoise`` denoises best, ``denoise-realtime`` runs at the default model's speed.
-DENOISE_MODELS = (DENOISE_MODEL, "denoise-realtime")
+#: The denoising zoo model with the default model's speed (it denoises less).
+REALTIME_DENOISE_MODEL = "denoise-realtime"
+#: Every denoising zoo model (``--denoise`` accepts ``--model`` naming one of them).
+DENOISE_MODELS = (DENOISE_MODEL, REALTIME_DENOISE_MODEL)
+
+
+def faster_model(name: str) -> str | None:
+    """The zoo model to suggest when ``name`` is too slow on a machine: the real-time
+    denoiser for the denoiser, the default model for the others; ``None`` for the two made
+    for real time, which nothing in the zoo outruns without giving up what they do."""
+    if name == DENOISE_MODEL:
+        return REALTIME_DENOISE_MODEL
+    if name in (DEFAULT_MODEL, REALTIME_DENOISE_MODEL):
+        return None
+    return DEFAULT_MODEL
+
 
 #: Networks that are not codecs (no entropy tables; not in ``ZOO``, which codec-only code
 #: iterates over): name -> (file in ``ZOO_DIR``, pinned content SHA-256).
