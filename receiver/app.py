@@ -29,6 +29,7 @@ from shared.registry import (
     zoo_name_for_hash,
 )
 from shared.security import ClientSecurity
+from shared.streak import Streak
 from shared.video import MissingReference, VideoDecoder
 
 from .conceal import Concealer
@@ -450,7 +451,8 @@ class ReceiveLoop:
         self.references_seen = 0  # bytes of PSNR originals counted in earlier windows
         self.hinted = False  # the narrow-link hint is given once
         self.skipped_seen = 0  # frames left unshown, counted in earlier windows
-        self.slow_seconds = 0  # seconds in a row too busy decoding to show every frame
+        # Seconds in a row too busy decoding to show every frame.
+        self.slow_decoding = Streak(SLOW_SECONDS)
         self.idled_out = False  # stopped by --idle-timeout
 
     def _connection_watches(self, feedback_at: str | None) -> list[ConnectionWatch]:
@@ -601,13 +603,11 @@ class ReceiveLoop:
         (frames are skipped while decoding keeps it busy): no network is at fault then."""
         skipped = self.stats.skipped - self.skipped_seen
         self.skipped_seen = self.stats.skipped
-        if self.slow_seconds < 0 or not window["frames"]:
+        if self.slow_decoding.done or not window["frames"]:
             return
         span = now - self.window_start
         busy = window["frames"] * window["decode_ms_median"] / 1000 / span
-        self.slow_seconds = self.slow_seconds + 1 if skipped and busy >= BUSY_SHARE else 0
-        if self.slow_seconds >= SLOW_SECONDS:
-            self.slow_seconds = -1  # told
+        if self.slow_decoding.add(bool(skipped) and busy >= BUSY_SHARE):
             model = zoo_name_for_hash(self.receiver.codec.model_hash) or "a model file"
             hint = slow_decoding_hint(model, window["decode_ms_median"], window["fps"])
             print_to_stderr(f"receiver: {hint}")

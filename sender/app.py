@@ -28,6 +28,7 @@ from shared.registry import (
 )
 from shared.roi import FaceRoi, RoiSettings
 from shared.security import ServerSecurity
+from shared.streak import Streak
 from shared.video import KEY, VideoSettings
 
 from .publisher import FramePublisher
@@ -145,16 +146,14 @@ class KeepUpWatch:
 
     def __init__(self, fps: float | None) -> None:
         self.fps = fps
-        self.slow_seconds = 0
-        self.told = False
+        self.slow = Streak(self.SLOW_SECONDS)
 
     def second(self, handled_per_s: float, busy_share: float) -> bool:
-        if self.told or not self.fps:
+        if not self.fps:
             return False
-        slow = handled_per_s < self.SHARE * self.fps and busy_share >= self.BUSY_SHARE
-        self.slow_seconds = self.slow_seconds + 1 if slow else 0
-        self.told = self.slow_seconds >= self.SLOW_SECONDS
-        return self.told
+        return self.slow.add(
+            handled_per_s < self.SHARE * self.fps and busy_share >= self.BUSY_SHARE
+        )
 
 
 def keep_up_hint(model: str, handled_per_s: float, fps: float, encode_ms: float) -> str:
