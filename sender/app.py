@@ -176,6 +176,32 @@ def keep_up_hint(model: str, handled_per_s: float, fps: float, encode_ms: float)
     )
 
 
+#: A receiver whose reported decode time is at least this share of the time between frames
+#: falls behind for want of CPU, not bandwidth (it also has to show, measure and record).
+SLOW_RECEIVER_SHARE = 0.8
+
+
+def slow_receiver(reports: list[wire.ReportMessage], fps: float) -> wire.ReportMessage | None:
+    """The report of the slowest receiver whose decoding alone (``decode_ms``, its median
+    over the report's second) takes at least ``SLOW_RECEIVER_SHARE`` of the ``1000 / fps``
+    ms between frames, or ``None`` when all decode fast enough."""
+    slow = [r for r in reports if r.decode_ms * fps >= SLOW_RECEIVER_SHARE * 1000]
+    return max(slow, key=lambda r: r.decode_ms, default=None)
+
+
+def slow_receiver_hint(model: str, decode_ms: float, fps: float) -> str:
+    """What to tell a user whose receiver decodes a frame in ``decode_ms`` at ``fps``."""
+    said = (
+        f"sender: a receiver falls behind because decoding takes it {decode_ms:.0f} ms a "
+        f"frame, more than {SLOW_RECEIVER_SHARE:.0%} of the {1000 / fps:.0f} ms between frames: "
+        "its CPU, not the link, is the limit, and the rate is lowered until it keeps up"
+    )
+    faster = faster_model(model)
+    if faster is not None:
+        return said + f"; --model {faster} decodes faster"
+    return said + "; a smaller --size or a lower --fps lightens its work"
+
+
 def last_items(values: deque, count: int) -> list:
     """The last ``count`` items of ``values`` without copying the whole deque (order is
     reversed; used for medians)."""
@@ -262,7 +288,7 @@ class SendLoop:
         self.sent = 0
         self.total_bytes = 0  # of the frame messages sent
         self.reference_bytes = 0  # of the lossless originals sent for the receivers' PSNR
-        self.told_narrow = False  # the narrow-link hint is given once
+        self.told_behind = False  # why a receiver falls behind is told once
         # Bounded (an hour at 30 fps) so a sender can run unattended for days.
         self.encode_ms: deque[float] = deque(maxlen=108_000)
         self.bpp: deque[float] = deque(maxlen=108_000)
@@ -353,21 +379,30 @@ class SendLoop:
         current = self.heard.latest(time.perf_counter())
         if self.rate is not None:
             self.rate.adapt_to_receivers(current, time.perf_counter())
-            self._hint_if_the_originals_clog_the_link(self.rate)
+            self._hint_why_a_receiver_falls_behind(self.rate, current)
 
-    def _hint_if_the_originals_clog_the_link(self, rate: RateController) -> None:
-        """Once per run, suggest --no-psnr when a receiver falls behind and the PSNR
-        originals outweigh the video."""
-        if rate.cuts and not self.told_narrow and self.reference_bytes > self.total_bytes:
-            self.told_narrow = True
-            print(
+    def _hint_why_a_receiver_falls_behind(
+        self, rate: RateController, reports: list[wire.ReportMessage]
+    ) -> None:
+        """Once per run, when the rate was cut for a receiver falling behind: name its slow
+        decoding when that is the cause, else suggest --no-psnr when the PSNR originals
+        outweigh the video (on a narrow link they are what clogs it)."""
+        if not rate.cuts or self.told_behind:
+            return
+        slow = slow_receiver(reports, self.fps or 30.0)
+        if slow is not None:
+            hint = slow_receiver_hint(self.model, slow.decode_ms, self.fps or 30.0)
+        elif self.reference_bytes > self.total_bytes:
+            hint = (
                 "sender: a receiver falls behind, and the lossless originals "
                 f"sent for PSNR ({self.reference_bytes / max(self.sent, 1) / 1000:.0f} kB "
                 "a frame) are more than the video: on a narrow link start "
-                "receivers with --no-psnr (then none is sent to them)",
-                file=sys.stderr,
-                flush=True,
+                "receivers with --no-psnr (then none is sent to them)"
             )
+        else:
+            return
+        self.told_behind = True
+        print(hint, file=sys.stderr, flush=True)
 
     def _choose_level(self, rate: RateController) -> bool:
         """Set the next frame's level as ``rate`` chooses; ``False``: skip the frame, since
