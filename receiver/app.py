@@ -417,28 +417,12 @@ class ReceiveLoop:
         configure_threads(config.threads)
         keep_freed_memory()
         self.codec = ImageCodec.load(config.model, config.device, config.precision)
-        security = ClientSecurity(config.key, config.server_key) if config.secure else None
-        self.subscriber = FrameSubscriber(
-            config.connect, with_reference=config.psnr, security=security
-        )
-        self.feedback: FeedbackClient | None = None
-        address: str | None = None  # of the sender's feedback port; None with --feedback off
-        if config.feedback != "off":
-            address = (
-                feedback_address(config.connect) if config.feedback == "auto" else config.feedback
-            )
-            self.feedback = FeedbackClient(
-                address, self.subscriber.context, security, WATCHED_EVENTS
-            )
-            # Joining: ask for a key frame, so the picture starts without waiting for the
-            # sender's key-frame interval.
-            self.feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
-        self.watches = self._connection_watches(address)
-        self.sink = (
-            FrameSink(config.show, config.record) if (config.show or config.record) else None
-        )
-        self.stats = StreamStats()
-        self.receiver = self._make_receiver()
+        self._opened = contextlib.ExitStack()  # what run() closes, or this if set-up fails
+        try:
+            self._open(config)
+        except BaseException:
+            self._opened.close()
+            raise
         self.dashboard: Dashboard | None = None  # with --dashboard, while the loop runs
 
         self.started = time.monotonic()
@@ -454,6 +438,36 @@ class ReceiveLoop:
         # Seconds in a row too busy decoding to show every frame.
         self.slow_decoding = Streak(SLOW_SECONDS)
         self.idled_out = False  # stopped by --idle-timeout
+
+    def _open(self, config: ReceiverConfig) -> None:
+        """Open the sockets and the sink (each registered in ``self._opened``) and make the
+        receiver."""
+        security = ClientSecurity(config.key, config.server_key) if config.secure else None
+        self.subscriber = FrameSubscriber(
+            config.connect, with_reference=config.psnr, security=security
+        )
+        self._opened.callback(self.subscriber.close)
+        self.feedback: FeedbackClient | None = None
+        address: str | None = None  # of the sender's feedback port; None with --feedback off
+        if config.feedback != "off":
+            address = (
+                feedback_address(config.connect) if config.feedback == "auto" else config.feedback
+            )
+            self.feedback = FeedbackClient(
+                address, self.subscriber.context, security, WATCHED_EVENTS
+            )
+            self._opened.callback(self.feedback.close)
+            # Joining: ask for a key frame, so the picture starts without waiting for the
+            # sender's key-frame interval.
+            self.feedback.send(wire.ReportMessage("join", 0, 0.0, 0, -1.0, -1.0, keyframe=True))
+        self.watches = self._connection_watches(address)
+        self.sink = (
+            FrameSink(config.show, config.record) if (config.show or config.record) else None
+        )
+        if self.sink is not None:
+            self._opened.callback(self.sink.close)
+        self.stats = StreamStats()
+        self.receiver = self._make_receiver()
 
     def _connection_watches(self, feedback_at: str | None) -> list[ConnectionWatch]:
         config = self.config
@@ -518,11 +532,7 @@ class ReceiveLoop:
                             print_to_stderr(f"receiver: {line}")
                     self._each_second(now)
             finally:
-                if self.feedback is not None:
-                    self.feedback.close()
-                self.subscriber.close()
-                if self.sink is not None:
-                    self.sink.close()
+                self._opened.close()  # the sink, the feedback socket, the subscriber
 
     def _should_stop(self, now: float) -> bool:
         """Whether a limit is reached or the stream is over; says why where a user could not

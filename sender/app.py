@@ -257,7 +257,20 @@ class SendLoop:
                 self.codec.stride, RoiSettings(interval=config.roi_interval), background=True
             )
             self.level = min(self.codec.levels - 1, self.level + config.roi_boost)
+        self._opened = contextlib.ExitStack()  # what run() closes, or this if set-up fails
+        try:
+            self._open_and_start(config, roi)
+        except BaseException:
+            self._opened.close()
+            raise
+
+    def _open_and_start(self, config: SenderConfig, roi: FaceRoi | None) -> None:
+        """Open the source and the sockets (each registered in ``self._opened``), set up the
+        run's state, print the start line and wait the warm-up."""
+        if roi is not None:
+            self._opened.callback(roi.close)  # its detector thread (the publisher's close too)
         self.source = open_source(config.source, loop=config.loop, size=config.size)
+        self._opened.callback(self.source.close)
         security = ServerSecurity(config.key, config.allow) if config.secure else None
         self.publisher = FramePublisher(
             self.codec,
@@ -269,12 +282,14 @@ class SendLoop:
             roi=roi,
             drop_slices=config.drop_slices,
         )
+        self._opened.callback(self.publisher.close)
         self.feedback: FeedbackServer | None = None
         if config.feedback != "off":
             address = (
                 feedback_address(config.bind) if config.feedback == "auto" else config.feedback
             )
             self.feedback = FeedbackServer(address, self.publisher.context, security)
+            self._opened.callback(self.feedback.close)
         self.heard = ReceiverReports()
         self.key_gate = KeyFrameGate()
         self.fps: float | None = config.fps or self.source.fps  # None or 0: unpaced
@@ -352,10 +367,7 @@ class SendLoop:
                         self._each_second(done)
                     self.next_due = pace(self.next_due, self.fps)
             finally:
-                if self.feedback is not None:
-                    self.feedback.close()
-                self.publisher.close()
-                self.source.close()
+                self._opened.close()  # the feedback socket, the publisher, the source
 
     def _should_stop(self) -> bool:
         """Whether ``frames`` or ``duration`` is reached."""
