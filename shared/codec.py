@@ -292,7 +292,7 @@ class ImageCodec:
         self._zero_implied(latents.y, indices)
         coder = constriction.stream.stack.AnsCoder()
         self.coder.encode_into(coder, latents.y, indices, 0)
-        self.z_coder.encode_into(coder, latents.z, LatentCoder.channel_rows(latents.z.shape), 0)
+        self.z_coder.encode_channels_into(coder, latents.z, 0)
         return words_to_bytes(coder)
 
     def entropy_encode_bands(
@@ -328,10 +328,10 @@ class ImageCodec:
         if not self.hyper:
             return Latents(self.coder.decode(payload, level, shape), None)
         self.check_level(level)
-        z_rows = LatentCoder.channel_rows(self.hyper_shape(shape))
+        z_shape = self.hyper_shape(shape)
 
         def pop(decoder) -> tuple[np.ndarray, np.ndarray]:
-            z = self.z_coder.decode_from(decoder, z_rows, 0)
+            z = self.z_coder.decode_channels_from(decoder, z_shape, 0)
             indices = self.model.table_indices(z, level, shape[1:])
             return self.coder.decode_from(decoder, indices, 0), z
 
@@ -377,8 +377,7 @@ class ImageCodec:
                     raise CorruptPayload("missing")
                 decoder = bytes_to_decoder(data)
                 band_z = z[:, hyper_rows(first, end)]
-                z_rows = LatentCoder.channel_rows(band_z.shape)
-                band_z[...] = self.z_coder.decode_from(decoder, z_rows, 0)
+                band_z[...] = self.z_coder.decode_channels_from(decoder, band_z.shape, 0)
                 decoders[index] = decoder
             except DECODE_ERRORS:
                 damaged.append(index)

@@ -173,16 +173,22 @@ class InterCoder:
     def choose_scales(self, residual: np.ndarray) -> np.ndarray:
         """Per channel of ``residual`` ``(C, n)``: ``0`` when all zero, else ``1 +`` the row
         that codes it in the fewest bits."""
-        channels = residual.shape[0]
-        symbols = np.clip(residual, -_COST_RADIUS - 1, _COST_RADIUS + 1) + _COST_RADIUS
-        symbols = np.where(symbols > 2 * _COST_RADIUS, -1, symbols)  # escapes -> last column
+        channels, count = residual.shape
+        # Histogram of each channel's values over the cost grid (escapes in the last
+        # column). Residuals are mostly zero, so only the non-zero ones are binned and the
+        # zeros counted per channel.
+        channel, position = np.nonzero(residual)
+        symbols = np.clip(residual[channel, position], -_COST_RADIUS - 1, _COST_RADIUS + 1)
+        symbols += _COST_RADIUS
+        symbols[symbols > 2 * _COST_RADIUS] = -1  # escapes -> last column
         width = self._costs.shape[1]
-        flat = (np.arange(channels)[:, None] * width + (symbols % width)).ravel()
+        flat = channel * width + symbols % width
         histogram = np.bincount(flat, minlength=channels * width).reshape(channels, width)
+        nonzero = histogram.sum(axis=1)
+        histogram[:, _COST_RADIUS] += count - nonzero
         bits = histogram.astype(np.float64) @ self._costs.T  # (C, scales)
         scales = 1 + np.argmin(bits, axis=1)
-        active = np.any(residual != 0, axis=1)
-        return np.where(active, scales, 0)
+        return np.where(nonzero > 0, scales, 0)
 
     def encode_into(self, coder, residual: np.ndarray, skip: np.ndarray) -> None:
         """Push one slice: ``residual`` ``(C, h, w)`` integers, zero wherever ``skip``
@@ -191,9 +197,7 @@ class InterCoder:
         scales = self.choose_scales(coded)
         active = np.flatnonzero(scales)
         if active.size and coded.shape[1]:
-            values = coded[active]
-            rows = np.broadcast_to((scales[active] - 1)[:, None], values.shape)
-            self.coder.encode_into(coder, values, rows, 0)
+            self.coder.encode_blocks_into(coder, coded[active], scales[active] - 1, 0)
         share = float(skip.mean()) if skip.size else 0.0
         prob = int(np.clip(round(share * SKIP_PROB_UNITS), 1, SKIP_PROB_UNITS - 1))
         coder.encode_reverse(skip.ravel().astype(np.int32), self._skip_models[prob])
@@ -212,9 +216,8 @@ class InterCoder:
         active = np.flatnonzero(scales)
         coded_positions = np.flatnonzero(~skip)
         if active.size and coded_positions.size:
-            rows = np.broadcast_to(
-                (scales[active] - 1)[:, None], (active.size, coded_positions.size)
+            values = self.coder.decode_blocks_from(
+                decoder, scales[active] - 1, coded_positions.size, 0
             )
-            values = self.coder.decode_from(decoder, rows, 0)
             residual[np.ix_(active, coded_positions)] = values
         return residual.reshape(channels, height, width)

@@ -136,23 +136,43 @@ class GroupedCoder:
         present = np.flatnonzero(counts)
         return order, present, counts[present]
 
-    def _coding_runs(self, values: np.ndarray, rows: np.ndarray, level: int):
-        """``(values, symbols, escaped, present, counts)`` in coding order (implied zeros
-        left out): the values clamped to ``LATENT_LIMIT`` (``int32``), sorted by row
-        (stable); their table symbols (``int32``; the escape index ``length`` outside the
-        support); the escape mask; the rows present (ascending) and how many values each
-        codes."""
-        self.check_level(level)
-        values = values.ravel()
+    def _block_groups(
+        self, block_rows: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``_groups`` for values in equal blocks that share a row each (``block_rows``
+        ``(B,)``): the coding order as a block order (``None``: every block in order), the
+        coded rows present and how many blocks each has. Sorting ``B`` rows instead of
+        every value gives the same order, since a stable sort keeps each block's values in
+        place and the blocks of one row in block order."""
+        rows = block_rows.astype(np.int16, copy=False)
+        if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
+            raise ValueError("row assignment outside the tables")
+        order = None
+        if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
+            order = np.argsort(rows, kind="stable")
+            rows = rows[order]
+        bounds = np.searchsorted(rows, np.arange(self.tables.channels + 1, dtype=np.int16))
+        if self.zero_rows:
+            bounds = bounds[self.zero_rows :]
+            start = int(bounds[0])
+            if start:  # implied zeros: their blocks are left out
+                order = np.arange(rows.size)[start:] if order is None else order[start:]
+                bounds = bounds - start
+        counts = np.diff(bounds)
+        present = np.flatnonzero(counts) + self.zero_rows
+        return order, present, counts[counts > 0]
+
+    def _symbols(self, values: np.ndarray, present: np.ndarray, counts: np.ndarray, level: int):
+        """``(values, symbols, escaped)`` of ``values`` in coding order (``counts[i]`` of
+        row ``present[i]``, rows ascending): the values clamped to ``LATENT_LIMIT``
+        (``int32``), their table symbols (``int32``; the escape index ``length`` outside
+        the support) and the escape mask."""
         if (
             values.dtype != np.int32
             or values.min(initial=0) < -LATENT_LIMIT
             or values.max(initial=0) > LATENT_LIMIT
         ):
             values = np.clip(values, -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
-        order, present, counts = self._groups(rows.ravel())
-        if order is not None:
-            values = values[order]
         # In coding order the rows form contiguous runs, so each run's offset and length
         # are spread by ``repeat`` (no per-symbol gathers of table data) and the whole
         # set is mapped to symbols at once.
@@ -161,7 +181,18 @@ class GroupedCoder:
         # One unsigned comparison catches both symbol < 0 and symbol >= length.
         escaped = symbols.view(np.uint32) >= lengths.view(np.uint32)
         np.copyto(symbols, lengths, where=escaped)
-        return values, symbols, escaped, present, counts
+        return values, symbols, escaped
+
+    def _coding_runs(self, values: np.ndarray, rows: np.ndarray, level: int):
+        """``(values, symbols, escaped, present, counts)`` in coding order (implied zeros
+        left out): see ``_symbols``; the rows present (ascending) and how many values each
+        codes."""
+        self.check_level(level)
+        order, present, counts = self._groups(rows.ravel())
+        values = values.ravel()
+        if order is not None:
+            values = values[order]
+        return (*self._symbols(values, present, counts, level), present, counts)
 
     def information_bits(self, values: np.ndarray, rows: np.ndarray, level: int) -> float:
         """``sum(-log2 p)`` of the coded ``values`` plus 32 bits per escape: the ideal
@@ -178,6 +209,27 @@ class GroupedCoder:
         """Push ``values`` (any integer dtype) with row assignment ``rows`` (same size) onto
         the ANS stack ``coder``; the decoder pops them with ``decode_from``."""
         values, symbols, escaped, present, counts = self._coding_runs(values, rows, level)
+        self._push(coder, values, symbols, escaped, present, counts, level)
+
+    def encode_blocks_into(
+        self, coder, values: np.ndarray, block_rows: np.ndarray, level: int
+    ) -> None:
+        """``encode_into`` for ``values`` ``(B, n)`` whose row ``b`` all have the row
+        ``block_rows[b]`` (e.g. one table per channel): the same bitstream, without a sort
+        of every value. The decoder pops them with ``decode_blocks_from``."""
+        self.check_level(level)
+        if values.ndim != 2 or block_rows.shape != values.shape[:1]:
+            raise ValueError("block values must be (B, n) with one row per block")
+        order, present, counts = self._block_groups(block_rows)
+        if order is not None:
+            values = values[order]
+        size = values.shape[1]
+        values, symbols, escaped = self._symbols(values.ravel(), present, counts * size, level)
+        self._push(coder, values, symbols, escaped, present, counts * size, level)
+
+    def _push(self, coder, values, symbols, escaped, present, counts, level: int) -> None:
+        """Encode one set in coding order (see ``_symbols``): the escapes first, since the
+        decoder pops them last."""
         if escaped.any():
             codes = _zigzag(values[escaped])
             halves = np.stack([codes >> 16, codes & (_HALF - 1)], axis=1).reshape(-1)
@@ -197,6 +249,42 @@ class GroupedCoder:
         self.check_level(level)
         flat_rows = rows.ravel()
         order, present, counts = self._groups(flat_rows)
+        values = self._pop(decoder, present, counts, level)
+        if order is not None:
+            out = np.zeros(flat_rows.size, dtype=values.dtype)
+            out[order] = values
+            values = out
+        return values.reshape(rows.shape)
+
+    def decode_blocks_from(
+        self, decoder, block_rows: np.ndarray, size: int, level: int
+    ) -> np.ndarray:
+        """Pop what ``encode_blocks_into`` pushed: ``int32`` ``(B, size)`` for
+        ``block_rows`` ``(B,)`` (0 in blocks of implied-zero rows)."""
+        self.check_level(level)
+        order, present, counts = self._block_groups(block_rows)
+        values = self._pop(decoder, present, counts * size, level)
+        values = values.reshape(int(counts.sum()), size)
+        if order is None:
+            return values
+        out = np.zeros((block_rows.size, size), dtype=values.dtype)
+        out[order] = values
+        return out
+
+    def encode_channels_into(self, coder, latents: np.ndarray, level: int) -> None:
+        """Push ``latents`` ``(C, ...)``, channel ``c`` with row ``c`` (``encode_into`` with
+        ``channel_rows``, without sorting anything)."""
+        channels = latents.shape[0]
+        values = latents.reshape(channels, -1)
+        self.encode_blocks_into(coder, values, np.arange(channels), level)
+
+    def decode_channels_from(self, decoder, shape: tuple[int, ...], level: int) -> np.ndarray:
+        """Pop what ``encode_channels_into`` pushed: ``int32`` latents of ``shape``."""
+        size = int(np.prod(shape[1:]))
+        return self.decode_blocks_from(decoder, np.arange(shape[0]), size, level).reshape(shape)
+
+    def _pop(self, decoder, present: np.ndarray, counts: np.ndarray, level: int) -> np.ndarray:
+        """The values of one set in coding order (``counts[i]`` of row ``present[i]``)."""
         models = self._models[level]
         runs = [
             decoder.decode(models[row], count)
@@ -211,11 +299,7 @@ class GroupedCoder:
             if np.abs(escaped).max() > LATENT_LIMIT:
                 raise CorruptPayload("escaped value outside the latent range")
             values[positions] = escaped
-        if order is not None:
-            out = np.zeros(flat_rows.size, dtype=values.dtype)
-            out[order] = values
-            values = out
-        return values.reshape(rows.shape)
+        return values
 
 
 DECODE_ERRORS = (ValueError, RuntimeError, AssertionError)
@@ -274,7 +358,7 @@ class LatentCoder(GroupedCoder):
             raise ValueError("latents must have shape (C, h, w)")
         self._check(level, latents.shape[0])
         coder = constriction.stream.stack.AnsCoder()
-        self.encode_into(coder, latents, self.channel_rows(latents.shape), level)
+        self.encode_channels_into(coder, latents, level)
         return words_to_bytes(coder)
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int, int]) -> np.ndarray:
@@ -285,5 +369,6 @@ class LatentCoder(GroupedCoder):
         returned as decoded; integrity is the wire format's checksum's job.
         """
         self._check(level, shape[0])
-        rows = self.channel_rows(shape)
-        return decode_payload(data, lambda decoder: self.decode_from(decoder, rows, level))
+        return decode_payload(
+            data, lambda decoder: self.decode_channels_from(decoder, shape, level)
+        )

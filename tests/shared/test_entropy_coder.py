@@ -219,3 +219,55 @@ def test_bounds_through_an_order_match_searchsorted_of_the_sorted_rows(size):
     np.testing.assert_array_equal(
         _bounds_through(rows, order, targets), np.searchsorted(rows[order], targets)
     )
+
+
+BLOCK_LAYOUTS = {
+    "unsorted": [4, 1, 3, 1, 2, 4, 0],
+    "sorted": [0, 1, 1, 2, 4],
+    "one block": [3],
+    "no blocks": [],
+    "all implied": [0, 1, 1, 0],
+    "implied first, rest sorted": [0, 1, 2, 3, 4],
+}
+
+
+@pytest.mark.parametrize("zero_rows", [0, 2])
+@pytest.mark.parametrize("size", [0, 1, 17])
+@pytest.mark.parametrize("layout", BLOCK_LAYOUTS)
+def test_block_coding_is_the_per_value_coding_without_the_sort(coder, layout, size, zero_rows):
+    """``encode_blocks_into`` writes exactly the bytes ``encode_into`` writes for the same
+    rows spread over each block, escapes included; ``decode_blocks_from`` inverts it."""
+    import constriction
+
+    from shared.entropy.coder import GroupedCoder, words_to_bytes
+
+    grouped = GroupedCoder(coder.tables, zero_rows=zero_rows)
+    block_rows = np.array(BLOCK_LAYOUTS[layout], dtype=np.int64)
+    rng = np.random.default_rng(size + 7 * zero_rows)
+    values = rng.integers(-15, 16, size=(block_rows.size, size)).astype(np.int32)
+    if values.size:
+        values.flat[0] = 40_000  # an escape
+    by_blocks, by_values = (
+        constriction.stream.stack.AnsCoder(),
+        constriction.stream.stack.AnsCoder(),
+    )
+    grouped.encode_blocks_into(by_blocks, values, block_rows, 1)
+    rows = np.broadcast_to(block_rows[:, None], values.shape)
+    grouped.encode_into(by_values, values, rows, 1)
+    assert words_to_bytes(by_blocks) == words_to_bytes(by_values)
+    decoder = constriction.stream.stack.AnsCoder(by_blocks.get_compressed())
+    decoded = grouped.decode_blocks_from(decoder, block_rows, size, 1)
+    assert decoder.is_empty() and decoded.shape == values.shape
+    np.testing.assert_array_equal(decoded, np.where(rows < zero_rows, 0, values))
+
+
+def test_block_coding_refuses_rows_outside_the_tables_and_mismatched_shapes(coder):
+    import constriction
+
+    ans = constriction.stream.stack.AnsCoder()
+    with pytest.raises(ValueError, match="outside the tables"):
+        coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 5]), 0)
+    with pytest.raises(ValueError, match="one row per block"):
+        coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 2, 3]), 0)
+    with pytest.raises(ValueError, match="outside the tables"):
+        coder.decode_blocks_from(ans, np.array([-1]), 3, 0)
