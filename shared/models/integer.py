@@ -23,6 +23,8 @@ stride 1, "same" padding; ``ReLU``; ``PixelShuffle``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -145,23 +147,31 @@ class IntegerNetwork:
         """The factor of a ``PixelShuffle`` that ends the network, 1 when none does."""
         return self.layers[-1][1] if self.layers and self.layers[-1][0] == "shuffle" else 1
 
-    def run_planar(self, inputs: np.ndarray, final_shuffle: bool = True) -> np.ndarray:
+    def run_planar(
+        self, inputs: np.ndarray, final_shuffle: bool = True, head: OutputHead | None = None
+    ) -> np.ndarray:
         """``run`` on a batch ``(N, C, H, W)``, returning the activations as ``float64``
         holding integers, in the planar layout ``(C', N, H', W')`` the layers compute in
         (one matrix product per layer for the whole batch). With ``final_shuffle=False``
         a ``PixelShuffle`` that ends the network is left out (the caller applies
-        ``pixel_shuffle`` later, e.g. to a smaller dtype)."""
+        ``pixel_shuffle`` later, e.g. to a smaller dtype). ``head``: see ``OutputHead``."""
         act = _fixed_point_inputs(inputs).transpose(1, 0, 2, 3)
-        return self._run_layers(act, 0, self._end(final_shuffle))
+        return self._run_layers(act, 0, self._end(final_shuffle), head)
 
-    def run_tiles(self, inputs: np.ndarray, tile: int, final_shuffle: bool = True) -> np.ndarray:
+    def run_tiles(
+        self,
+        inputs: np.ndarray,
+        tile: int,
+        final_shuffle: bool = True,
+        head: OutputHead | None = None,
+    ) -> np.ndarray:
         """The network on every ``tile x tile`` window of ``inputs`` ``(C, H, W)`` (``H``
         and ``W`` multiples of ``tile``) on its own, the windows' outputs placed side by
         side: ``(C', 1, H', W')`` float64 integers, the values ``run_planar`` gives for
         the windows as a batch. The layers up to the last convolution wider than 1x1 run
         on the batch of windows; the rest only act per position (1x1 convolutions, ReLU,
         ``PixelShuffle``), so they run on the assembled grid, with no copy per window.
-        ``final_shuffle`` as in ``run_planar``."""
+        ``final_shuffle`` and ``head`` as in ``run_planar``."""
         channels, height, width = inputs.shape
         if height % tile or width % tile:
             raise ValueError(f"a {height}x{width} grid is not made of {tile}x{tile} windows")
@@ -169,94 +179,156 @@ class IntegerNetwork:
         windows = inputs.reshape(channels, rows, tile, cols, tile).transpose(0, 1, 3, 2, 4)
         act = _fixed_point_inputs(windows.reshape(channels, rows * cols, tile, tile))
         split = self._per_position_from
-        act = self._run_layers(act, 0, split)
+        act = self._run_layers(act, 0, split, head)
         out_channels, _, out_rows, out_cols = act.shape
         grid = act.reshape(out_channels, rows, cols, out_rows, out_cols).transpose(0, 1, 3, 2, 4)
         act = np.ascontiguousarray(grid).reshape(out_channels, 1, rows * out_rows, -1)
-        return self._run_layers(act, split, self._end(final_shuffle))
+        return self._run_layers(act, split, self._end(final_shuffle), head)
 
     def _end(self, final_shuffle: bool) -> int:
         """How many layers run: all, or all but a final ``PixelShuffle``."""
         return len(self.layers) - (not final_shuffle and self.final_shuffle != 1)
 
-    def _run_layers(self, act: np.ndarray, start: int, end: int) -> np.ndarray:
+    def _run_layers(
+        self, act: np.ndarray, start: int, end: int, head: OutputHead | None = None
+    ) -> np.ndarray:
         """Layers ``start .. end - 1`` on ``(C, N, H, W)`` float64 integers; ``act`` must
-        be the caller's own array (ReLU works in place)."""
+        be the caller's own array (ReLU works in place). ``head`` acts on the last
+        convolution if it is among them."""
+        last_conv = self._last_conv(head)
         for i in range(start, end):
             layer = self.layers[i]
             if layer[0] == "conv":
-                act = self._conv(i, act)
+                act = self._conv(i, act, head if i == last_conv else None)
             elif layer[0] == "relu":
                 act = np.maximum(act, 0.0, out=act)
             else:
                 act = pixel_shuffle(act, layer[1])
         return act
 
-    def _conv(self, index: int, act: np.ndarray) -> np.ndarray:
+    def _last_conv(self, head: OutputHead | None) -> int:
+        """Index of the last convolution (-1 without a ``head``), checking that only
+        ``PixelShuffle`` follows it, so that ``head`` acts on the network's output."""
+        if head is None:
+            return -1
+        last = max(i for i, layer in enumerate(self.layers) if layer[0] == "conv")
+        if any(layer[0] != "shuffle" for layer in self.layers[last + 1 :]):
+            raise ValueError("an output head needs a network that ends in a convolution")
+        if head.offset.shape != (self.layers[last][1].shape[0],):
+            raise ValueError("output head offset does not match the last convolution")
+        return last
+
+    def _conv(self, index: int, act: np.ndarray, head: OutputHead | None = None) -> np.ndarray:
         """Layer ``index`` (a convolution) on ``(C, N, H, W)``; see ``_conv_same_exact``
-        and ``_conv_small_exact``, which compute the same integers."""
+        and ``_conv_small_exact``, which compute the same integers; ``head``: see
+        ``OutputHead``."""
         kernel = self.layers[index][1].shape[2]
         height, width = act.shape[2:]
         if height * width >= kernel * kernel:
-            return _conv_same_exact(act, kernel, *self._matrices[index])
+            weight, bias = self._matrices[index]
+            return _conv_same_exact(act, kernel, weight, *_with_head(bias, head, 1))
         key = (index, height, width)
         if key not in self._small_maps:
             weight_q, bias_q = self.layers[index][1:]
             self._small_maps[key] = _dense_map(weight_q, bias_q, height, width)
-        return _conv_small_exact(act, *self._small_maps[key])
+        dense, bias = self._small_maps[key]
+        return _conv_small_exact(act, dense, *_with_head(bias, head, height * width))
+
+
+@dataclass(frozen=True)
+class OutputHead:
+    """An exact affine step fused into a network's last convolution (which only
+    ``PixelShuffle`` may follow): the integer ``offset`` ``(C_out,)`` (``ACT_BITS`` fixed
+    point) is added to each output channel, and the result is clamped to ``[low, high]``
+    instead of ``+-2**ACT_LIMIT_BITS``.
+
+    The output equals ``clip(run(...) + offset, low, high)`` whenever ``|offset|``,
+    ``|low|`` and ``|high|`` are below ``2**(ACT_LIMIT_BITS - 1)``: the offset enters the
+    integer sum as ``offset * 2**WEIGHT_BITS`` (so the ``floor`` shifts by exactly
+    ``offset``), and the wider clamp it replaces only acts on values that the narrow one
+    maps to ``low`` or ``high`` anyway. It saves passes over the output: the prior network
+    adds the level's log gain and clips to its lookup table's range this way."""
+
+    offset: np.ndarray
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        bound = 2 ** (ACT_LIMIT_BITS - 1)
+        if np.abs(self.offset.astype(np.int64)).max(initial=0) >= bound:
+            raise ValueError("output head offset outside the exactness bound")
+        if not -bound < self.low <= self.high < bound:
+            raise ValueError("output head range outside the exactness bound")
+
+
+def _with_head(
+    bias: torch.Tensor, head: OutputHead | None, positions: int
+) -> tuple[torch.Tensor, float, float]:
+    """A convolution's float64 bias with ``head``'s offset folded in (exact: integers
+    < 2**53; each channel's offset repeated ``positions`` times, as a dense map's bias
+    repeats it), and the clamp range of its output."""
+    if head is None:
+        limit = float(2**ACT_LIMIT_BITS)
+        return bias, -limit, limit
+    offset = np.repeat(head.offset.astype(np.float64), positions) * 2.0**WEIGHT_BITS
+    return bias + torch.from_numpy(offset.reshape(bias.shape)), float(head.low), float(head.high)
 
 
 def _dense_map(
     weight_q: np.ndarray, bias_q: np.ndarray, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The "same" convolution with ``weight_q`` ``(C_out, C, k, k)`` over ``height x
-    width`` inputs as one matrix ``(C_out * H * W, C * H * W)``, float64, and its bias
-    ``(C_out * H * W, 1)``: entry ``((o, y, x), (c, v, u))`` is the kernel tap that
-    output ``(y, x)`` applies to input ``(v, u)`` (zero where the tap falls outside the
-    kernel). The nonzero entries of a row are exactly the taps of that output that touch
-    the input (the others only ever meet zero padding), so the sums are the same
+    width`` inputs as one matrix, transposed: ``(C * H * W, C_out * H * W)``, float64, and
+    its bias ``(1, C_out * H * W)``: entry ``((c, v, u), (o, y, x))`` is the kernel tap
+    that output ``(y, x)`` applies to input ``(v, u)`` (zero where the tap falls outside
+    the kernel). The nonzero entries of a column are exactly the taps of that output that
+    touch the input (the others only ever meet zero padding), so the sums are the same
     integers."""
     out_channels, channels, kernel, _ = weight_q.shape
     pad = kernel // 2
-    dense = np.zeros((out_channels, height, width, channels, height, width))
+    dense = np.zeros((channels, height, width, out_channels, height, width))
     for y in range(height):
         for x in range(width):
             for v in range(max(0, y - pad), min(height, y + pad + 1)):
                 for u in range(max(0, x - pad), min(width, x + pad + 1)):
-                    dense[:, y, x, :, v, u] = weight_q[:, :, v - y + pad, u - x + pad]
-    bias = np.repeat(bias_q.astype(np.float64), height * width)[:, None]
-    rows = out_channels * height * width
-    return torch.from_numpy(dense.reshape(rows, -1)), torch.from_numpy(bias)
+                    dense[:, v, u, :, y, x] = weight_q[:, :, v - y + pad, u - x + pad].T
+    bias = np.repeat(bias_q.astype(np.float64), height * width)[None, :]
+    columns = out_channels * height * width
+    return torch.from_numpy(dense.reshape(-1, columns)), torch.from_numpy(bias)
 
 
-def _conv_small_exact(act: np.ndarray, dense: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
+def _conv_small_exact(
+    act: np.ndarray, dense: torch.Tensor, bias: torch.Tensor, low: float, high: float
+) -> np.ndarray:
     """``_conv_same_exact`` for inputs with fewer positions than the kernel has taps (the
     prior network's 2x2 hyper-latent tiles under 3x3 kernels): one float64 product with
-    the layer's dense map (``_dense_map``) per batch, ``(C_out * H * W, C * H * W) @
-    (C * H * W, N)``, which skips the products with zero padding (for 2x2 inputs and 3x3
-    kernels 4/9 of im2col's work, no im2col copy). Exact for the same reason: integer
-    operands and partial sums < 2**53. Returns ``(C_out, N, H, W)``."""
+    the layer's transposed dense map (``_dense_map``) per batch, ``(N, C * H * W) @
+    (C * H * W, C_out * H * W)``, which skips the products with zero padding (for 2x2
+    inputs and 3x3 kernels 4/9 of im2col's work, no im2col copy). In this orientation
+    (the batch as the product's rows) the product takes half the time of its transpose
+    here. Exact for the same reason: integer operands and partial sums < 2**53. The result
+    is clamped to ``[low, high]``. Returns ``(C_out, N, H, W)`` (a view of a batch-major
+    array, which the next small convolution reads without a copy)."""
     channels, batch, height, width = act.shape
-    if dense.shape[1] != channels * height * width:
+    if dense.shape[0] != channels * height * width:
         raise ValueError("integer convolution got the wrong number of channels")
-    columns = np.ascontiguousarray(act.transpose(0, 2, 3, 1)).reshape(-1, batch)
+    rows = np.ascontiguousarray(act.transpose(1, 0, 2, 3)).reshape(batch, -1)
     with torch.inference_mode():
-        acc = torch.addmm(bias, dense, torch.from_numpy(columns))
-        limit = float(2**ACT_LIMIT_BITS)
-        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(-limit, limit)
-    out_channels = dense.shape[0] // (height * width)
-    return acc.numpy().reshape(out_channels, height, width, batch).transpose(0, 3, 1, 2)
+        acc = torch.addmm(bias, torch.from_numpy(rows), dense)
+        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(low, high)
+    out_channels = dense.shape[1] // (height * width)
+    return acc.numpy().reshape(batch, out_channels, height, width).transpose(1, 0, 2, 3)
 
 
 def _conv_same_exact(
-    act: np.ndarray, kernel: int, weight: torch.Tensor, bias: torch.Tensor
+    act: np.ndarray, kernel: int, weight: torch.Tensor, bias: torch.Tensor, low: float, high: float
 ) -> np.ndarray:
     """One stride-1 "same" convolution on ``(C, N, H, W)`` float64 integer values: im2col
     (copies values exactly; none for 1x1) and one float64 matrix product for the batch,
     ``(C_out, C * k * k) @ (C * k * k, N * H * W)``, whose every partial sum is an integer
     < 2**53, so any summation order gives the same result. ``weight``:
-    ``(C_out, C * k * k)``, ``bias``: ``(C_out, 1)``, float64 tensors. Returns
-    ``(C_out, N, H, W)``."""
+    ``(C_out, C * k * k)``, ``bias``: ``(C_out, 1)``, float64 tensors. The result is
+    clamped to ``[low, high]``. Returns ``(C_out, N, H, W)``."""
     channels, batch, height, width = act.shape
     if weight.shape[1] != channels * kernel * kernel:
         raise ValueError(
@@ -271,8 +343,7 @@ def _conv_same_exact(
     # is exact, as is the floor).
     with torch.inference_mode():
         acc = torch.addmm(bias, weight, torch.from_numpy(columns))
-        limit = float(2**ACT_LIMIT_BITS)
-        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(-limit, limit)
+        acc.mul_(2.0**-WEIGHT_BITS).floor_().clamp_(low, high)
     return acc.numpy().reshape(weight.shape[0], batch, height, width)
 
 

@@ -186,3 +186,40 @@ def test_training_and_validation_see_the_prior_tiles_the_codec_codes():
     np.testing.assert_allclose(log_scale[1:, :, 8:, 16:], one_tile, atol=1e-6)
     odd, none = model.prior_input(code[:, :, :12])
     assert none is None and odd.shape == (2, 16, 12, 24)
+
+
+def test_output_head_is_the_offset_and_clip_applied_afterwards(model):
+    """Fused into the last convolution, the head gives what adding the offset to the plain
+    output and clipping gives, also where the plain output was clamped."""
+    from shared.models.integer import OutputHead
+
+    network = model.integer_h_s
+    z = np.random.default_rng(8).integers(-3000, 3001, size=(1, 12, 2, 3))
+    plain = network.run_planar(z, final_shuffle=False)
+    offset = np.random.default_rng(9).integers(-5000, 5000, size=plain.shape[0])
+    head = OutputHead(offset, -700, 1900)
+    fused = network.run_planar(z, final_shuffle=False, head=head)
+    np.testing.assert_array_equal(fused, np.clip(plain + offset[:, None, None, None], -700, 1900))
+    with pytest.raises(ValueError, match="exactness bound"):
+        OutputHead(offset, 0, 2**ACT_LIMIT_BITS)
+    with pytest.raises(ValueError, match="does not match"):
+        network.run_planar(z, final_shuffle=False, head=OutputHead(offset[:-1], 0, 1))
+    relu_last = IntegerNetwork([*network.layers[:1], ("relu",)])
+    with pytest.raises(ValueError, match="ends in a convolution"):
+        relu_last.run_planar(z, head=OutputHead(offset[:12], 0, 1))
+
+
+def test_table_indices_follow_gains_changed_in_place(model):
+    """The per-level head is cached, but not past an in-place change of the gains."""
+    z = np.random.default_rng(10).integers(-40, 41, size=(12, 2, 2))
+    before = model.table_indices(z, 0, (8, 8))
+    saved = model.log_gain.detach().clone()
+    with torch.no_grad():
+        model.log_gain[0] += 2.0
+    try:
+        after = model.table_indices(z, 0, (8, 8))
+    finally:
+        with torch.no_grad():
+            model.log_gain.copy_(saved)
+    assert (after > before).any() and (after >= before).all()
+    np.testing.assert_array_equal(model.table_indices(z, 0, (8, 8)), before)
