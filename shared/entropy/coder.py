@@ -101,14 +101,19 @@ class GroupedCoder:
         if not 0 <= level < self.tables.levels:
             raise ValueError(f"quality level {level} outside 0..{self.tables.levels - 1}")
 
+    def _check_rows(self, rows: np.ndarray) -> None:
+        """Raise ``ValueError`` unless every row is one of the tables' (checked before any
+        narrowing cast, which could wrap a wrong row into range)."""
+        if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
+            raise ValueError("row assignment outside the tables")
+
     def _groups(self, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Coding order (positions of the coded values, a stable sort by row; ``None`` when
         that is every position in order), the coded rows present (ascending) and their
         counts: the implied zeros left out, a radix sort of the 16-bit rows left, then the
         run boundaries of the sorted rows."""
+        self._check_rows(rows)
         rows = rows.astype(np.int16, copy=False)  # table rows: far fewer than 2**15
-        if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
-            raise ValueError("row assignment outside the tables")
         order = None
         skip = 0  # implied zeros at the start of the sorted rows (sorting them too)
         if self.zero_rows:
@@ -144,9 +149,8 @@ class GroupedCoder:
         coded rows present and how many blocks each has. Sorting ``B`` rows instead of
         every value gives the same order, since a stable sort keeps each block's values in
         place and the blocks of one row in block order."""
+        self._check_rows(block_rows)
         rows = block_rows.astype(np.int16, copy=False)
-        if rows.size and not 0 <= rows.min() <= rows.max() < self.tables.channels:
-            raise ValueError("row assignment outside the tables")
         order = None
         if rows.size > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
             order = np.argsort(rows, kind="stable")

@@ -128,13 +128,13 @@ def test_an_escaped_value_outside_the_latent_range_is_a_corrupt_payload(coder):
         coder.decode(words_to_bytes(ans), 0, (5, 1, 1))
 
 
-@pytest.mark.parametrize("bad_row", [-1, 5])
+@pytest.mark.parametrize("bad_row", [-1, 5, 65536 + 3])
 def test_row_assignment_outside_the_tables_is_refused(coder, bad_row):
     import constriction
 
     values = np.zeros(40, dtype=np.int32)
-    rows = np.arange(40, dtype=np.int16) % 5
-    rows[17] = bad_row
+    rows = np.arange(40, dtype=np.int64) % 5
+    rows[17] = bad_row  # 65539 would wrap to row 3 in a 16-bit cast
     with pytest.raises(ValueError, match="outside the tables"):
         coder.encode_into(constriction.stream.stack.AnsCoder(), values, rows, 0)
 
@@ -267,6 +267,8 @@ def test_block_coding_refuses_rows_outside_the_tables_and_mismatched_shapes(code
     ans = constriction.stream.stack.AnsCoder()
     with pytest.raises(ValueError, match="outside the tables"):
         coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 5]), 0)
+    with pytest.raises(ValueError, match="outside the tables"):
+        coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 65536 + 3]), 0)
     with pytest.raises(ValueError, match="one row per block"):
         coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 2, 3]), 0)
     with pytest.raises(ValueError, match="outside the tables"):
