@@ -28,7 +28,7 @@ from .entropy.coder import (
 )
 from .entropy.gaussian import IMPLIED_ZERO_ROWS, SCALE_COUNT
 from .entropy.tables import FrozenTables
-from .frames import padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
+from .frames import RgbTail, padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
 from .modelfile import ModelFile, ModelFileError, load_model_file
 from .models.hyperprior import PRIOR_TILE, HyperpriorModel
 from .models.integer import IntegerNetwork
@@ -163,6 +163,9 @@ class ImageCodec:
         if missing or unexpected:
             raise ModelFileError(f"model weights do not fit: missing {missing}, extra {unexpected}")
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
+        # The synthesis' last 1x1 convolution and pixel shuffle, computed faster (see RgbTail).
+        self._rgb_tail = RgbTail.of(model.g_s)
+        self._synthesis_body = model.g_s[:-2] if self._rgb_tail is not None else None
         self.hyper = isinstance(model, HyperpriorModel)
         try:
             if self.hyper:
@@ -403,6 +406,8 @@ class ImageCodec:
             memory_format=self.memory_format
         )
         with self._autocast():
+            if self._rgb_tail is not None:
+                return self._rgb_tail(self._synthesis_body(tensor), height, width)
             image = self.model.g_s(tensor)
         return tensor_to_rgb(image.float(), height, width)
 

@@ -45,3 +45,42 @@ def test_pad_and_crop_back(height, width):
     assert tensor.shape[2:] == padded_size(height, width, 16)
     assert tensor.shape[2] % 16 == 0 and tensor.shape[3] % 16 == 0
     np.testing.assert_array_equal(tensor_to_rgb(tensor, height, width), rgb)
+
+
+def test_rgb_tail_is_the_convolution_and_pixel_shuffle_it_replaces():
+    """Same pixels as ``tensor_to_rgb`` of the layers' output (a float32 sum order may move
+    a rare pixel by one level), cropped, for channels-last and NCHW features."""
+    import torch
+    from torch import nn
+
+    from shared.frames import RgbTail
+
+    torch.manual_seed(0)
+    synthesis = nn.Sequential(nn.ReLU(), nn.Conv2d(8, 3 * 16, 1), nn.PixelShuffle(4))
+    tail = RgbTail.of(synthesis)
+    assert tail is not None
+    latents = torch.randn(1, 8, 7, 9) * 0.3 + 0.2
+    with torch.no_grad():
+        expected = tensor_to_rgb(synthesis(latents), 26, 33)
+        features = synthesis[:-2](latents)  # what enters the tail
+        for layout in (torch.channels_last, torch.contiguous_format):
+            got = tail(features.contiguous(memory_format=layout), 26, 33)
+            assert got.shape == (26, 33, 3) and got.dtype == np.uint8
+            difference = np.abs(got.astype(int) - expected)
+            assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+def test_rgb_tail_only_takes_a_1x1_convolution_to_rgb_then_a_pixel_shuffle():
+    from torch import nn
+
+    from shared.frames import RgbTail
+
+    def tail_of(*layers):
+        return RgbTail.of(nn.Sequential(nn.ReLU(), *layers))
+
+    assert tail_of(nn.Conv2d(8, 12, 1), nn.PixelShuffle(2)) is not None
+    assert tail_of(nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2)) is None
+    assert tail_of(nn.Conv2d(8, 24, 1), nn.PixelShuffle(2)) is None  # not 3 channels
+    assert tail_of(nn.Conv2d(8, 12, 1, bias=False), nn.PixelShuffle(2)) is None
+    assert tail_of(nn.PixelShuffle(2), nn.Conv2d(3, 3, 1)) is None
+    assert RgbTail.of(nn.Conv2d(8, 12, 1)) is None
