@@ -118,7 +118,7 @@ class RgbTail:
         picture = out.view(rows, cols, factor, factor * self.colors).permute(0, 2, 1, 3)
         picture = picture.reshape(rows * factor, cols * factor, self.colors)[:height, :width]
         scaled = picture.float().mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
-        return scaled.to(torch.uint8).cpu().numpy()
+        return scaled.to(torch.uint8).contiguous().cpu().numpy()
 
 
 def padded_size(height: int, width: int, stride: int) -> tuple[int, int]:

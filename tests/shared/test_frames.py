@@ -66,6 +66,7 @@ def test_rgb_tail_is_the_convolution_and_pixel_shuffle_it_replaces():
         for layout in (torch.channels_last, torch.contiguous_format):
             got = tail(features.contiguous(memory_format=layout), 26, 33)
             assert got.shape == (26, 33, 3) and got.dtype == np.uint8
+            assert got.flags["C_CONTIGUOUS"]  # as OpenCV wants it
             difference = np.abs(got.astype(int) - expected)
             assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
 
