@@ -509,7 +509,8 @@ class ReceiveLoop:
         """Print the start line, then receive until a stop condition or ``stop["stop"]`` (set
         by a signal); the sockets and the sink are closed however the loop ends."""
         config = self.config
-        with contextlib.ExitStack() as display:
+        # What set-up opened closes last, also if the dashboard or the loop fails.
+        with self._opened, contextlib.ExitStack() as display:
             print(
                 f"receiver: {config.connect}, model {config.model} ({self.codec.model_hash}) on "
                 f"{self.codec.device}, concealment {self.receiver.concealer.method}",
@@ -519,20 +520,17 @@ class ReceiveLoop:
                 self.dashboard = display.enter_context(
                     Dashboard(f"latentcast receiver {config.connect}")
                 )
-            try:
-                while not stop["stop"] and not self._should_stop(time.monotonic()):
-                    batch = self.subscriber.receive_all(timeout_ms=100)
-                    now = time.monotonic()
-                    if batch:
-                        self._take(batch, now)
-                    # After the batch: a sender's end message comes just before its sockets
-                    # close, and that disconnection is not news.
-                    for watch in self.watches:
-                        for line in watch.poll(expected_loss=self.receiver.ended):
-                            print_to_stderr(f"receiver: {line}")
-                    self._each_second(now)
-            finally:
-                self._opened.close()  # the sink, the feedback socket, the subscriber
+            while not stop["stop"] and not self._should_stop(time.monotonic()):
+                batch = self.subscriber.receive_all(timeout_ms=100)
+                now = time.monotonic()
+                if batch:
+                    self._take(batch, now)
+                # After the batch: a sender's end message comes just before its sockets
+                # close, and that disconnection is not news.
+                for watch in self.watches:
+                    for line in watch.poll(expected_loss=self.receiver.ended):
+                        print_to_stderr(f"receiver: {line}")
+                self._each_second(now)
 
     def _should_stop(self, now: float) -> bool:
         """Whether a limit is reached or the stream is over; says why where a user could not

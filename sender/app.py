@@ -193,7 +193,7 @@ def slow_receiver_hint(model: str, decode_ms: float, fps: float) -> str:
     """What to tell a user whose receiver decodes a frame in ``decode_ms`` at ``fps``."""
     said = (
         f"sender: a receiver falls behind because decoding takes it {decode_ms:.0f} ms a "
-        f"frame, more than {SLOW_RECEIVER_SHARE:.0%} of the {1000 / fps:.0f} ms between frames: "
+        f"frame, at least {SLOW_RECEIVER_SHARE:.0%} of the {1000 / fps:.0f} ms between frames: "
         "its CPU, not the link, is the limit, and the rate is lowered until it keeps up"
     )
     faster = faster_model(model)
@@ -345,29 +345,27 @@ class SendLoop:
     def run(self, stop: dict) -> None:
         """Send the source's frames until a stop condition or ``stop["stop"]`` (set by a
         signal); the sockets and the source are closed however the loop ends."""
-        with contextlib.ExitStack() as display:
+        # What set-up opened closes last, also if the dashboard or the loop fails.
+        with self._opened, contextlib.ExitStack() as display:
             if self.config.dashboard:
                 self.dashboard = display.enter_context(
                     Dashboard(f"latentcast sender {self.config.bind}")
                 )
-            try:
-                for frame in self.source:
-                    frame_in = time.perf_counter()
-                    if stop["stop"] or self._should_stop():
-                        break
-                    self._read_reports()
-                    for line in self.publisher.refused_handshakes():
-                        print(f"sender: {line}", file=sys.stderr, flush=True)
-                    if self.key_gate.due(time.perf_counter()):
-                        self.publisher.request_key_frame()
-                    if self.rate is not None and not self._choose_level(self.rate):
-                        self._skip(self.rate, frame_in)
-                    else:
-                        done = self._send(frame, frame_in)
-                        self._each_second(done)
-                    self.next_due = pace(self.next_due, self.fps)
-            finally:
-                self._opened.close()  # the feedback socket, the publisher, the source
+            for frame in self.source:
+                frame_in = time.perf_counter()
+                if stop["stop"] or self._should_stop():
+                    break
+                self._read_reports()
+                for line in self.publisher.refused_handshakes():
+                    print(f"sender: {line}", file=sys.stderr, flush=True)
+                if self.key_gate.due(time.perf_counter()):
+                    self.publisher.request_key_frame()
+                if self.rate is not None and not self._choose_level(self.rate):
+                    self._skip(self.rate, frame_in)
+                else:
+                    done = self._send(frame, frame_in)
+                    self._each_second(done)
+                self.next_due = pace(self.next_due, self.fps)
 
     def _should_stop(self) -> bool:
         """Whether ``frames`` or ``duration`` is reached."""

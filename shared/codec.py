@@ -179,6 +179,7 @@ class ImageCodec:
                     raise ValueError("hyper-latent tables do not match the model")
                 if self.coder.tables.channels != SCALE_COUNT:
                     raise ValueError("scale tables do not match the scale table")
+                model.check_prior()
             else:
                 self.coder = LatentCoder(model_file.tables)
                 if self.coder.tables.channels != model.config.latent:

@@ -80,16 +80,16 @@ class RgbTail:
     def __init__(self, conv: nn.Conv2d, factor: int) -> None:
         channels = conv.in_channels
         colors = conv.out_channels // (factor * factor)
-        weight = conv.weight.detach().view(colors, factor, factor, channels)
+        weight = conv.weight.detach().reshape(colors, factor, factor, channels)
         self.weight = weight.permute(1, 2, 0, 3).reshape(-1, channels).t().contiguous()
-        self.bias = conv.bias.detach().view(colors, factor, factor).permute(1, 2, 0).reshape(-1)
+        self.bias = conv.bias.detach().reshape(colors, factor, factor).permute(1, 2, 0).reshape(-1)
         self.factor, self.colors = factor, colors
 
     @classmethod
     def of(cls, synthesis: nn.Module) -> RgbTail | None:
         """The tail of ``synthesis`` when it is an ``nn.Sequential`` ending in a 1x1
-        convolution (stride 1, no groups, with bias) and a ``PixelShuffle`` to 3 channels;
-        else ``None``."""
+        convolution (stride 1, no padding, no groups, with bias) and a ``PixelShuffle`` to
+        3 channels; else ``None``."""
         if not isinstance(synthesis, nn.Sequential) or len(synthesis) < 3:
             return None
         conv, shuffle = synthesis[-2], synthesis[-1]
@@ -99,6 +99,7 @@ class RgbTail:
         if (
             conv.kernel_size != (1, 1)
             or conv.stride != (1, 1)
+            or conv.padding != (0, 0)
             or conv.groups != 1
             or conv.bias is None
             or conv.out_channels != 3 * factor * factor

@@ -266,6 +266,8 @@ class GroupedCoder:
         """Pop what ``encode_blocks_into`` pushed: ``int32`` ``(B, size)`` for
         ``block_rows`` ``(B,)`` (0 in blocks of implied-zero rows)."""
         self.check_level(level)
+        if block_rows.ndim != 1 or size < 0:
+            raise ValueError("block rows must be (B,) and the block size >= 0")
         order, present, counts = self._block_groups(block_rows)
         values = self._pop(decoder, present, counts * size, level)
         values = values.reshape(int(counts.sum()), size)

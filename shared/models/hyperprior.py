@@ -126,7 +126,6 @@ class HyperpriorModel(GainedLatentModel):
         # z's density; ``self.density`` (from the base class) is unused by this model.
         self.density = FactorizedDensity(hyper, 1)
         self.integer_h_s: IntegerNetwork | None = None
-        self._heads: dict[tuple[int, int], OutputHead] = {}  # by (level, log_gain version)
 
     def hyper_latents(self, code: torch.Tensor) -> torch.Tensor:
         """Un-rounded ``z`` of the un-gained code ``(B, latent, h, w)``."""
@@ -224,16 +223,25 @@ class HyperpriorModel(GainedLatentModel):
         (exactly, inside its last convolution; see ``OutputHead``): the level's log gain
         in ``ACT_BITS`` fixed point, in ``PixelShuffle``'s channel order, relative to the
         lookup's first entry, so that its output is the lookup position; clipped to the
-        lookup's range. Made once per level (and again if the gains change in place)."""
-        key = (level, self.log_gain._version)
-        if key not in self._heads:
-            log_gain = np.round(self.log_gain[level].detach().double().numpy() * 2**ACT_BITS)
-            low, high = _fixed_log_scale_bounds()
-            factor = self.integer_h_s.final_shuffle
-            offset = (np.repeat(log_gain, factor * factor) - low).astype(np.int64)
-            self._heads = {k: v for k, v in self._heads.items() if k[1] == key[1]}
-            self._heads[key] = OutputHead(offset, 0, high - low)
-        return self._heads[key]
+        lookup's range. Computed from the gains at every call (a few microseconds), so it
+        can never be stale."""
+        log_gain = self.log_gain[level].detach().double().numpy()
+        if not np.all(np.isfinite(log_gain)):
+            raise ValueError(f"level {level} has gains that are not finite")
+        low, high = _fixed_log_scale_bounds()
+        factor = self.integer_h_s.final_shuffle
+        offset = np.repeat(np.round(log_gain * 2**ACT_BITS), factor * factor) - low
+        return OutputHead(offset.astype(np.int64), 0, high - low)
+
+    def check_prior(self) -> None:
+        """Raise ``ValueError`` unless the integer prior network can run every level (it
+        ends in a convolution, the gains are finite and within its exactness bounds):
+        what the codec checks when it loads a model file, instead of failing per frame."""
+        if self.integer_h_s is None:
+            raise ValueError("the integer hyper-synthesis is not loaded")
+        probe = np.zeros((self.config.hyper, PRIOR_TILE // 4, PRIOR_TILE // 4), dtype=np.int32)
+        for level in range(self.config.levels):
+            self.table_indices(probe, level, (PRIOR_TILE, PRIOR_TILE))
 
     def table_indices(self, z: np.ndarray, level: int, size: tuple[int, int]) -> np.ndarray:
         """Gaussian table index ``(latent, h, w)`` ``int16`` of each latent, from the integer

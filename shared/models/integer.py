@@ -35,6 +35,7 @@ WEIGHT_LIMIT_BITS = 16
 ACT_LIMIT_BITS = 26
 FAN_IN_LIMIT_BITS = 10
 INPUT_LIMIT_BITS = 12  # integer inputs (hyper-latents) are clipped to +-2**12
+BIAS_LIMIT_BITS = 51  # leaves room in the 2**53 for the products and an OutputHead's offset
 assert ACT_LIMIT_BITS + WEIGHT_LIMIT_BITS + FAN_IN_LIMIT_BITS <= 52
 
 
@@ -54,6 +55,9 @@ class IntegerNetwork:
                     raise ValueError(f"unsupported integer convolution {weight.shape}")
                 if np.abs(weight).max(initial=0) >= 2**WEIGHT_LIMIT_BITS:
                     raise ValueError("integer weight outside the exactness bound")
+                bias, bound = layer[2].astype(np.int64), 2**BIAS_LIMIT_BITS
+                if bias.size and not -bound < bias.min() <= bias.max() < bound:
+                    raise ValueError("integer bias outside the exactness bound")
             elif layer[0] not in ("relu", "shuffle"):
                 raise ValueError(f"unknown integer layer {layer[0]!r}")
         self.layers = layers
@@ -235,7 +239,7 @@ class IntegerNetwork:
         return _conv_small_exact(act, dense, *_with_head(bias, head, height * width))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OutputHead:
     """An exact affine step fused into a network's last convolution (which only
     ``PixelShuffle`` may follow): the integer ``offset`` ``(C_out,)`` (``ACT_BITS`` fixed
@@ -243,10 +247,12 @@ class OutputHead:
     instead of ``+-2**ACT_LIMIT_BITS``.
 
     The output equals ``clip(run(...) + offset, low, high)`` whenever ``|offset|``,
-    ``|low|`` and ``|high|`` are below ``2**(ACT_LIMIT_BITS - 1)``: the offset enters the
-    integer sum as ``offset * 2**WEIGHT_BITS`` (so the ``floor`` shifts by exactly
-    ``offset``), and the wider clamp it replaces only acts on values that the narrow one
-    maps to ``low`` or ``high`` anyway. It saves passes over the output: the prior network
+    ``|low|`` and ``|high|`` are below ``2**(ACT_LIMIT_BITS - 1)`` (checked here): the
+    offset enters the integer sum as ``offset * 2**WEIGHT_BITS`` (below ``2**37``; with
+    the products below ``2**52`` and biases below ``2**BIAS_LIMIT_BITS``, the sum stays
+    below ``2**53``, exact), so the ``floor`` shifts by exactly ``offset``; and the wider
+    clamp it replaces only acts on values that the narrow one maps to ``low`` or ``high``
+    anyway. It saves passes over the output: the prior network
     adds the level's log gain and clips to its lookup table's range this way."""
 
     offset: np.ndarray
@@ -255,8 +261,10 @@ class OutputHead:
 
     def __post_init__(self) -> None:
         bound = 2 ** (ACT_LIMIT_BITS - 1)
-        if np.abs(self.offset.astype(np.int64)).max(initial=0) >= bound:
+        offset = np.array(self.offset, dtype=np.int64)  # a copy: frozen means frozen
+        if offset.size and not -bound < offset.min() <= offset.max() < bound:
             raise ValueError("output head offset outside the exactness bound")
+        object.__setattr__(self, "offset", offset)
         if not -bound < self.low <= self.high < bound:
             raise ValueError("output head range outside the exactness bound")
 

@@ -273,3 +273,5 @@ def test_block_coding_refuses_rows_outside_the_tables_and_mismatched_shapes(code
         coder.encode_blocks_into(ans, np.zeros((2, 3), np.int32), np.array([1, 2, 3]), 0)
     with pytest.raises(ValueError, match="outside the tables"):
         coder.decode_blocks_from(ans, np.array([-1]), 3, 0)
+    with pytest.raises(ValueError, match="must be"):
+        coder.decode_blocks_from(ans, np.array([[1, 2]]), 3, 0)

@@ -83,5 +83,6 @@ def test_rgb_tail_only_takes_a_1x1_convolution_to_rgb_then_a_pixel_shuffle():
     assert tail_of(nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2)) is None
     assert tail_of(nn.Conv2d(8, 24, 1), nn.PixelShuffle(2)) is None  # not 3 channels
     assert tail_of(nn.Conv2d(8, 12, 1, bias=False), nn.PixelShuffle(2)) is None
+    assert tail_of(nn.Conv2d(8, 12, 1, padding=1), nn.PixelShuffle(2)) is None
     assert tail_of(nn.PixelShuffle(2), nn.Conv2d(3, 3, 1)) is None
     assert RgbTail.of(nn.Conv2d(8, 12, 1)) is None

@@ -210,7 +210,7 @@ def test_output_head_is_the_offset_and_clip_applied_afterwards(model):
 
 
 def test_table_indices_follow_gains_changed_in_place(model):
-    """The per-level head is cached, but not past an in-place change of the gains."""
+    """The output head is made from the gains at every call, so it never goes stale."""
     z = np.random.default_rng(10).integers(-40, 41, size=(12, 2, 2))
     before = model.table_indices(z, 0, (8, 8))
     saved = model.log_gain.detach().clone()
@@ -223,3 +223,44 @@ def test_table_indices_follow_gains_changed_in_place(model):
             model.log_gain.copy_(saved)
     assert (after > before).any() and (after >= before).all()
     np.testing.assert_array_equal(model.table_indices(z, 0, (8, 8)), before)
+
+
+def test_output_head_keeps_its_own_offset_and_bounds_it():
+    from shared.models.integer import OutputHead
+
+    offset = np.array([1, 2, 3])
+    head = OutputHead(offset, 0, 10)
+    offset[0] = 2**40
+    assert head.offset[0] == 1  # a copy, validated once
+    with pytest.raises(ValueError, match="exactness bound"):
+        OutputHead(np.array([-(2**63)]), 0, 10)  # |int64 min| is negative in NumPy
+
+
+def test_integer_network_refuses_biases_outside_the_exactness_bound():
+    from shared.models.integer import BIAS_LIMIT_BITS
+
+    weight = np.ones((2, 2, 1, 1), dtype=np.int32)
+    IntegerNetwork([("conv", weight, np.array([0, 2**BIAS_LIMIT_BITS - 1]))])
+    with pytest.raises(ValueError, match="bias outside"):
+        IntegerNetwork([("conv", weight, np.array([0, -(2**BIAS_LIMIT_BITS)]))])
+
+
+def test_a_prior_that_cannot_run_is_refused_when_checked(model):
+    """What the codec checks at load: a prior network that does not end in a convolution,
+    or gains that are not finite, fail there rather than on every frame."""
+    model.check_prior()
+    saved_network, saved_gain = model.integer_h_s, model.log_gain.detach().clone()
+    try:
+        with torch.no_grad():
+            model.log_gain[1, 3] = float("nan")
+        with pytest.raises(ValueError, match="not finite"):
+            model.check_prior()
+        with torch.no_grad():
+            model.log_gain.copy_(saved_gain)
+        model.integer_h_s = IntegerNetwork([*saved_network.layers, ("relu",)])
+        with pytest.raises(ValueError, match="ends in a convolution"):
+            model.check_prior()
+    finally:
+        model.integer_h_s = saved_network
+        with torch.no_grad():
+            model.log_gain.copy_(saved_gain)
