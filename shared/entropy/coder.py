@@ -227,9 +227,9 @@ class GroupedCoder:
         order, present, counts = self._block_groups(block_rows)
         if order is not None:
             values = values[order]
-        size = values.shape[1]
-        values, symbols, escaped = self._symbols(values.ravel(), present, counts * size, level)
-        self._push(coder, values, symbols, escaped, present, counts * size, level)
+        counts = counts * values.shape[1]  # values per row present
+        values, symbols, escaped = self._symbols(values.ravel(), present, counts, level)
+        self._push(coder, values, symbols, escaped, present, counts, level)
 
     def _push(self, coder, values, symbols, escaped, present, counts, level: int) -> None:
         """Encode one set in coding order (see ``_symbols``): the escapes first, since the

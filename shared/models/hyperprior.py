@@ -223,8 +223,8 @@ class HyperpriorModel(GainedLatentModel):
         (exactly, inside its last convolution; see ``OutputHead``): the level's log gain
         in ``ACT_BITS`` fixed point, in ``PixelShuffle``'s channel order, relative to the
         lookup's first entry, so that its output is the lookup position; clipped to the
-        lookup's range. Computed from the gains at every call (a few microseconds), so it
-        can never be stale."""
+        lookup's range. Computed from the gains at every call (about 30 microseconds), so
+        it can never be stale."""
         log_gain = self.log_gain[level].detach().double().numpy()
         if not np.all(np.isfinite(log_gain)):
             raise ValueError(f"level {level} has gains that are not finite")
