@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from shared.modelfile import save_model_file  # noqa: E402
 from shared.registry import build_model  # noqa: E402
 
 torch.set_num_threads(1)
+# A shell without job control starts background jobs (`nohup make test &`) with SIGINT
+# ignored, and Python then keeps it ignored, in this process and in every child: the Ctrl-C
+# tests would see nothing arrive. A caught signal is reset to the default in children, so
+# catching it here gives the processes the tests start their usual KeyboardInterrupt too.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 TINY_CONFIG = {"hidden": 8, "latent": 8, "lambdas": [0.002, 0.01, 0.05]}
 
 
