@@ -24,7 +24,6 @@ tiles smaller) on its own, exactly as in training.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -79,14 +78,47 @@ def _fixed_log_scale_bounds() -> tuple[int, int]:
     return round(low * 2**ACT_BITS), round(high * 2**ACT_BITS)
 
 
-@functools.cache
-def _index_of_log_scale() -> np.ndarray:
-    """Table index (``int16``) of each fixed-point log scale ``low + i`` for
-    ``i = 0 .. high - low``: the nearest of ``SCALE_COUNT`` steps, rounding half up. A
-    lookup of this table is exactly the integer formula it holds, only faster."""
+def _table_index_of_position(position: np.ndarray) -> np.ndarray:
+    """Table index of each lookup position ``p`` (``float64`` holding integers ``0 ..
+    high - low``, the fixed-point log scale minus ``low``): the nearest of ``SCALE_COUNT``
+    steps, rounding half up, i.e. the integer formula ``(p * (SCALE_COUNT - 1) + (high -
+    low) // 2) // (high - low)``. Returns ``float32`` holding those integers.
+
+    Computed in ``float32``, exactly: the numerator is an integer below ``2**24``, so it
+    is exact; the quotient is correctly rounded, so it is exact when the division is, and
+    otherwise the true quotient lies at least ``1 / (high - low)`` from every integer
+    while the rounding moves it by at most ``SCALE_COUNT * 2**-24`` (far less), so the
+    floor is the integer division's. About 3x faster here than a lookup table of the
+    positions (``np.take`` on int16 indices)."""
     low, high = _fixed_log_scale_bounds()
-    offsets = np.arange(high - low + 1, dtype=np.int64)
-    return ((offsets * (SCALE_COUNT - 1) + (high - low) // 2) // (high - low)).astype(np.int16)
+    index = np.multiply(position, SCALE_COUNT - 1, dtype=np.float32)
+    index += (high - low) // 2
+    index /= high - low
+    return np.floor(index, out=index)
+
+
+def _check_table_index_exactness() -> None:
+    low, high = _fixed_log_scale_bounds()
+    span = high - low
+    assert span * (SCALE_COUNT - 1) + span // 2 < 2**24  # exact float32 numerators
+    assert SCALE_COUNT * 2.0**-24 < 1 / span  # rounding cannot reach the next integer
+
+
+_check_table_index_exactness()
+
+
+def _shuffle_into(index: np.ndarray, factor: int, out: np.ndarray) -> None:
+    """``pixel_shuffle(index, factor)[:, 0]`` cropped to ``out``'s ``(C, h, w)`` and cast
+    to its dtype, written into ``out``: ``index`` is ``(C * factor**2, 1, H, W)`` with
+    ``h <= H * factor`` and ``w <= W * factor``; one strided copy per sub-position, and
+    no copy of the rows and columns the crop drops."""
+    channels, height, width = out.shape
+    grid = index.reshape(channels, factor, factor, *index.shape[-2:])
+    for i in range(factor):
+        rows = len(range(i, height, factor))
+        for j in range(factor):
+            cols = len(range(j, width, factor))
+            out[:, i::factor, j::factor] = grid[:, i, j, :rows, :cols]
 
 
 class HyperpriorModel(GainedLatentModel):
@@ -251,30 +283,24 @@ class HyperpriorModel(GainedLatentModel):
             raise RuntimeError("the integer hyper-synthesis is not loaded (export the model)")
         height, width = size
         head = self._output_head(level)
-        lookup = _index_of_log_scale()
         factor = self.integer_h_s.final_shuffle
-
-        def indices_of(position: np.ndarray) -> np.ndarray:
-            """(latent, N, rows, cols) int16 indices from the network's output before its
-            final pixel shuffle (which only moves values, so it runs afterwards on the
-            int16 indices): integer positions in the lookup, ``0 .. high - low`` (the
-            network adds the level's log gain and clips; see ``_output_head``), exact in
-            int16, with which the lookup runs several times faster than with ``intp``."""
-            return pixel_shuffle(np.take(lookup, position.astype(np.int16)), factor)
-
+        indices = np.empty((self.config.latent, height, width), dtype=np.int16)
+        # The network's output before its final pixel shuffle holds integer positions in
+        # the lookup, 0 .. high - low (it adds the level's log gain and clips; see
+        # ``_output_head``); the shuffle only moves values, so it runs on the indices.
         z_tile = PRIOR_TILE // 4
         if z.shape[1:] == (z_tile * -(-height // PRIOR_TILE), z_tile * -(-width // PRIOR_TILE)):
             # Every tile's hyper-latents are a full z_tile x z_tile window (edge tiles with
             # fewer latent rows or columns too: the network's output is the same, only less
             # of it is used), so the windows run as one grid.
             position = self.integer_h_s.run_tiles(z, z_tile, final_shuffle=False, head=head)
-            return np.ascontiguousarray(indices_of(position)[:, 0, :height, :width])
+            _shuffle_into(_table_index_of_position(position), factor, indices)
+            return indices
         # Otherwise tiles whose hyper-latent crops have one shape run as one batch.
         groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
         for top, left, bottom, right in prior_tiles(height, width):
             z_shape = (-(-bottom // 4) - top // 4, -(-right // 4) - left // 4)
             groups.setdefault(z_shape, []).append((top, left, bottom, right))
-        indices = np.empty((self.config.latent, height, width), dtype=np.int16)
         for (z_rows, z_cols), boxes in groups.items():
             batch = np.stack(
                 [
@@ -283,7 +309,7 @@ class HyperpriorModel(GainedLatentModel):
                 ]
             )
             position = self.integer_h_s.run_planar(batch, final_shuffle=False, head=head)
-            tiles = indices_of(position)
+            tiles = pixel_shuffle(_table_index_of_position(position), factor)
             for n, (top, left, bottom, right) in enumerate(boxes):
                 indices[:, top:bottom, left:right] = tiles[:, n, : bottom - top, : right - left]
         return indices
