@@ -79,8 +79,8 @@ def _fixed_log_scale_bounds() -> tuple[int, int]:
 
 
 def _table_index_of_position(position: np.ndarray) -> np.ndarray:
-    """Table index of each lookup position ``p`` (``float64`` holding integers ``0 ..
-    high - low``, the fixed-point log scale minus ``low``): the nearest of ``SCALE_COUNT``
+    """Table index of each position ``p`` (``float64`` holding integers ``0 .. high -
+    low``, the fixed-point log scale minus ``low``): the nearest of ``SCALE_COUNT``
     steps, rounding half up, i.e. the integer formula ``(p * (SCALE_COUNT - 1) + (high -
     low) // 2) // (high - low)``. Returns ``float32`` holding those integers.
 
@@ -97,28 +97,11 @@ def _table_index_of_position(position: np.ndarray) -> np.ndarray:
     return np.floor(index, out=index)
 
 
-def _check_table_index_exactness() -> None:
-    low, high = _fixed_log_scale_bounds()
-    span = high - low
-    assert span * (SCALE_COUNT - 1) + span // 2 < 2**24  # exact float32 numerators
-    assert SCALE_COUNT * 2.0**-24 < 1 / span  # rounding cannot reach the next integer
-
-
-_check_table_index_exactness()
-
-
-def _shuffle_into(index: np.ndarray, factor: int, out: np.ndarray) -> None:
-    """``pixel_shuffle(index, factor)[:, 0]`` cropped to ``out``'s ``(C, h, w)`` and cast
-    to its dtype, written into ``out``: ``index`` is ``(C * factor**2, 1, H, W)`` with
-    ``h <= H * factor`` and ``w <= W * factor``; one strided copy per sub-position, and
-    no copy of the rows and columns the crop drops."""
-    channels, height, width = out.shape
-    grid = index.reshape(channels, factor, factor, *index.shape[-2:])
-    for i in range(factor):
-        rows = len(range(i, height, factor))
-        for j in range(factor):
-            cols = len(range(j, width, factor))
-            out[:, i::factor, j::factor] = grid[:, i, j, :rows, :cols]
+# What _table_index_of_position's exactness rests on, for these tables:
+_low, _high = _fixed_log_scale_bounds()
+assert (_high - _low) * (SCALE_COUNT - 1) + (_high - _low) // 2 < 2**24  # exact numerators
+assert SCALE_COUNT * 2.0**-24 < 1 / (_high - _low)  # rounding cannot reach the next integer
+del _low, _high
 
 
 class HyperpriorModel(GainedLatentModel):
@@ -254,9 +237,9 @@ class HyperpriorModel(GainedLatentModel):
         """What the prior network adds to its output for ``level`` and where it clips
         (exactly, inside its last convolution; see ``OutputHead``): the level's log gain
         in ``ACT_BITS`` fixed point, in ``PixelShuffle``'s channel order, relative to the
-        lookup's first entry, so that its output is the lookup position; clipped to the
-        lookup's range. Computed from the gains at every call (about 30 microseconds), so
-        it can never be stale."""
+        fixed-point log scale of the first table, so that its output is the position that
+        ``_table_index_of_position`` takes; clipped to that range. Computed from the gains
+        at every call (about 30 microseconds), so it can never be stale."""
         log_gain = self.log_gain[level].detach().double().numpy()
         if not np.all(np.isfinite(log_gain)):
             raise ValueError(f"level {level} has gains that are not finite")
@@ -285,8 +268,8 @@ class HyperpriorModel(GainedLatentModel):
         head = self._output_head(level)
         factor = self.integer_h_s.final_shuffle
         indices = np.empty((self.config.latent, height, width), dtype=np.int16)
-        # The network's output before its final pixel shuffle holds integer positions in
-        # the lookup, 0 .. high - low (it adds the level's log gain and clips; see
+        # The network's output before its final pixel shuffle holds integer positions
+        # 0 .. high - low (it adds the level's log gain and clips; see
         # ``_output_head``); the shuffle only moves values, so it runs on the indices.
         z_tile = PRIOR_TILE // 4
         if z.shape[1:] == (z_tile * -(-height // PRIOR_TILE), z_tile * -(-width // PRIOR_TILE)):
@@ -294,7 +277,7 @@ class HyperpriorModel(GainedLatentModel):
             # fewer latent rows or columns too: the network's output is the same, only less
             # of it is used), so the windows run as one grid.
             position = self.integer_h_s.run_tiles(z, z_tile, final_shuffle=False, head=head)
-            _shuffle_into(_table_index_of_position(position), factor, indices)
+            pixel_shuffle(_table_index_of_position(position), factor, out=indices[:, None])
             return indices
         # Otherwise tiles whose hyper-latent crops have one shape run as one batch.
         groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}

@@ -253,7 +253,7 @@ class OutputHead:
     below ``2**53``, exact), so the ``floor`` shifts by exactly ``offset``; and the wider
     clamp it replaces only acts on values that the narrow one maps to ``low`` or ``high``
     anyway. It saves passes over the output: the prior network
-    adds the level's log gain and clips to its lookup table's range this way."""
+    adds the level's log gain and clips to the table indices' range this way."""
 
     offset: np.ndarray
     low: int
@@ -380,15 +380,22 @@ def _fixed_point_inputs(inputs: np.ndarray) -> np.ndarray:
     return (np.clip(inputs.astype(np.int64), -limit, limit) * 2**ACT_BITS).astype(np.float64)
 
 
-def pixel_shuffle(act: np.ndarray, factor: int) -> np.ndarray:
+def pixel_shuffle(act: np.ndarray, factor: int, out: np.ndarray | None = None) -> np.ndarray:
     """``torch.nn.PixelShuffle`` on ``(C * r * r, N, H, W)`` -> ``(C, N, H * r, W * r)``,
     any dtype: one strided copy per sub-position (much faster in NumPy than one
-    transposed copy, whose innermost run would be ``r`` elements long)."""
+    transposed copy, whose innermost run would be ``r`` elements long). With ``out``
+    ``(C, N, h, w)``, ``h <= H * r`` and ``w <= W * r``, the result is cropped to it and
+    cast to its dtype, written there (no copy of the rows and columns the crop drops)
+    and returned."""
     channels, batch, height, width = act.shape
     out_channels = channels // (factor * factor)
     grid = act.reshape(out_channels, factor, factor, batch, height, width)
-    out = np.empty((out_channels, batch, height, factor, width, factor), dtype=act.dtype)
+    if out is None:
+        out = np.empty((out_channels, batch, height * factor, width * factor), dtype=act.dtype)
+    out_height, out_width = out.shape[2:]
     for i in range(factor):
+        rows = len(range(i, out_height, factor))
         for j in range(factor):
-            out[:, :, :, i, :, j] = grid[:, i, j]
-    return out.reshape(out_channels, batch, height * factor, width * factor)
+            cols = len(range(j, out_width, factor))
+            out[:, :, i::factor, j::factor] = grid[:, i, j, :, :rows, :cols]
+    return out
