@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         "previous picture shifted by the camera motion, the previous picture, or gray",
     )
     p.add_argument(
-        "--inpaint-model", default="inpaint", help="zoo name or file of the inpainting network"
+        "--inpaint-model",
+        default=None,
+        help="zoo name or file of the inpainting network (default: the bundled one; one "
+        "named here must load)",
     )
     p.add_argument(
         "--drop-slices",

@@ -70,7 +70,9 @@ class ReceiverConfig:
     server_key: str = "keys/sender.key"
     quiet: bool = False
     conceal: str = "inpaint"  # damaged slices: inpaint (copy without the model), motion, copy, gray
-    inpaint_model: str = "inpaint"  # zoo name or file of the inpainting network
+    # Zoo name or file of the inpainting network; None: the bundled one, or copy-previous
+    # with a warning where it is missing (a network the user names must load).
+    inpaint_model: str | None = None
     drop_slices: float = 0.0  # treat each slice as lost with this probability (tests, demos)
 
 

@@ -56,16 +56,20 @@ class Concealer:
         self.copied = 0  # groups of damaged bands that ``inpaint`` copied (still surroundings)
 
     @classmethod
-    def create(cls, method: str, model: str = "inpaint", log=print) -> Concealer:
-        """``method``; ``inpaint`` falls back to ``copy`` (with one line through ``log``)
-        when the inpainting model cannot be loaded."""
+    def create(cls, method: str, model: str | None = None, log=print) -> Concealer:
+        """``method``; for ``inpaint``, ``model`` is a zoo name or file. With ``model=None``
+        (the bundled network) it falls back to ``copy``, with one line through ``log``, when
+        the network cannot be loaded; a ``model`` given by name raises ``ModelFileError``,
+        since it was asked for (a typo must not silently change the concealment)."""
         if method != "inpaint":
             return cls(method)
         from shared.models.inpaint import Inpainter
 
         try:
-            return cls("inpaint", Inpainter.load(model))
+            return cls("inpaint", Inpainter.load(model or "inpaint"))
         except ModelFileError as error:
+            if model is not None:
+                raise ModelFileError(f"--inpaint-model: {error}") from error
             log(f"receiver: no inpainting model ({error}); concealing with copy-previous")
             return cls("copy")
 

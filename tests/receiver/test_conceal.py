@@ -12,7 +12,7 @@ from receiver.stats import StreamStats
 from sender.publisher import break_slice_crcs
 from shared import wire
 from shared.codec import ImageCodec
-from shared.modelfile import save_weights_file
+from shared.modelfile import ModelFileError, save_weights_file
 from shared.models.inpaint import Inpainter, InpaintNet
 from shared.video import VideoEncoder, VideoSettings
 from tests.conftest import natural_like_image
@@ -104,10 +104,23 @@ def test_context_change_measures_the_rows_around_the_hole():
     assert context_change(current, previous, np.ones((64, 8), bool)) is None
 
 
-def test_inpaint_falls_back_to_copy_without_a_model(tmp_path):
+def test_inpaint_falls_back_to_copy_without_the_bundled_model(tmp_path, monkeypatch):
+    import shared.models.inpaint as inpaint
+
+    def missing(name):
+        raise ModelFileError(f"cannot read model file {name}")
+
+    monkeypatch.setattr(inpaint.Inpainter, "load", staticmethod(missing))
     logs = []
-    concealer = Concealer.create("inpaint", str(tmp_path / "none.safetensors"), logs.append)
+    concealer = Concealer.create("inpaint", None, logs.append)
     assert concealer.method == "copy" and "copy-previous" in logs[0]
+
+
+def test_a_named_inpainting_model_that_does_not_load_is_an_error(tmp_path):
+    logs = []
+    with pytest.raises(ModelFileError, match="--inpaint-model"):
+        Concealer.create("inpaint", str(tmp_path / "none.safetensors"), logs.append)
+    assert logs == []
     with pytest.raises(ValueError):
         Concealer("blur")
 

@@ -113,3 +113,14 @@ def test_an_idle_timeout_before_any_frame_exits_1(tiny_model_path, capsys):
     args = ["--connect", f"tcp://127.0.0.1:{free_port()}", "--model", str(tiny_model_path)]
     assert receiver_main([*args, "--idle-timeout", "0.5", "--feedback", "off", "--quiet"]) == 1
     assert "nothing received for" in capsys.readouterr().err
+
+
+def test_a_named_inpainting_model_that_does_not_load_exits_2(tiny_model_path, tmp_path, capsys):
+    from tests.test_end_to_end import free_port
+
+    args = ["--connect", f"tcp://127.0.0.1:{free_port()}", "--model", str(tiny_model_path)]
+    missing = str(tmp_path / "inpaint.safetensors")
+    assert receiver_main([*args, "--inpaint-model", missing, "--feedback", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("receiver: error: --inpaint-model: ")
+    assert missing in err[0]
