@@ -66,7 +66,8 @@ class Concealer:
         from shared.models.inpaint import Inpainter
 
         try:
-            return cls("inpaint", Inpainter.load(model or "inpaint"))
+            inpainter = Inpainter.load() if model is None else Inpainter.load(model)
+            return cls("inpaint", inpainter)
         except ModelFileError as error:
             if model is not None:
                 raise ModelFileError(f"--inpaint-model: {error}") from error
