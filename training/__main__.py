@@ -1,6 +1,6 @@
-"""``python -m training train|export|inpaint|inpaint-export|inpaint-gate ...``: a thin
-argparse shell over ``training.train``, ``training.export``, ``training.inpaint`` and
-``training.inpaint_gate``."""
+"""``python -m training train|export|prune|inpaint|inpaint-export|inpaint-gate ...``: a thin
+argparse shell over ``training.train``, ``training.export``, ``training.prune``,
+``training.inpaint`` and ``training.inpaint_gate``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from shared.cli import ArgumentParser, existing_file, file_to_write
 
 from .inpaint import InpaintTrainConfig
 from .inpaint_gate import GateConfig
+from .prune import PruneConfig
 from .train import TrainConfig
 
 
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     export_parser.add_argument(
         "--half-weights", action="store_true", help="store transform weights as float16"
     )
+    prune_parser = commands.add_parser(
+        "prune", help="narrow a realtime-transform model to fewer channels for fine-tuning"
+    )
+    _add_dataclass_args(prune_parser, PruneConfig)
     inpaint_parser = commands.add_parser("inpaint", help="train or resume the inpainting net")
     _add_dataclass_args(inpaint_parser, InpaintTrainConfig)
     inpaint_export = commands.add_parser(
@@ -64,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # Option values a config rejects are usage errors, reported before any work.
-    configs = {"train": TrainConfig, "inpaint": InpaintTrainConfig, "inpaint-gate": GateConfig}
+    configs = {
+        "train": TrainConfig,
+        "prune": PruneConfig,
+        "inpaint": InpaintTrainConfig,
+        "inpaint-gate": GateConfig,
+    }
     config = None
     if args.command in configs:
         try:
@@ -80,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             from .inpaint import train_inpaint
 
             train_inpaint(config)
+        elif args.command == "prune":
+            from .prune import prune
+
+            print(f"wrote {prune(config)} (start for train --init-from)")
         elif args.command == "inpaint-gate":
             from .inpaint_gate import calibrate, print_report
 
