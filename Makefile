@@ -8,8 +8,9 @@ TORCH ?= torch==2.13.0
 DEMO_SOURCE ?= auto
 DEMO_SECONDS ?= 12
 DEMO_PORT ?= 5555
-# The default model (realtime); DEMO_MODEL=fast: factorized prior, a few frames per second.
-DEMO_MODEL ?= realtime
+# Empty: each end's default (realtime, or realtime-lite where the CPU computes in float32
+# only); DEMO_MODEL=fast: factorized prior, a few frames per second.
+DEMO_MODEL ?=
 
 .PHONY: install demo test test-slow lint clean
 
@@ -28,11 +29,11 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	@echo "== latentcast demo: receiver and sender on loopback for $(DEMO_SECONDS) s =="
 	@rm -rf demo-out
-	@$(PY) -m receiver --connect tcp://127.0.0.1:$(DEMO_PORT) --model $(DEMO_MODEL) \
+	@$(PY) -m receiver --connect tcp://127.0.0.1:$(DEMO_PORT) $(if $(DEMO_MODEL),--model $(DEMO_MODEL)) \
 	  --idle-timeout 60 --out demo-out & \
 	  receiver=$$!; \
 	  $(PY) -m sender --source $(DEMO_SOURCE) --bind tcp://127.0.0.1:$(DEMO_PORT) --loop \
-	    --model $(DEMO_MODEL) \
+	    $(if $(DEMO_MODEL),--model $(DEMO_MODEL)) \
 	    --duration $(DEMO_SECONDS) --quiet || { kill $$receiver; exit 1; }; \
 	  wait $$receiver
 	@echo "== wrote demo-out/: side_by_side.png (original | reconstruction), timeline.png, strip.png, summary.json, frames.jsonl =="

@@ -20,7 +20,7 @@ from shared.cli import (
 )
 from shared.codec import PRECISIONS
 from shared.memory import keep_freed_memory
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
+from shared.registry import DENOISE_MODEL
 
 from .rd import CLASSIC
 from .stream import DEFAULT_QUEUE_MS
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     speed = commands.add_parser("speed", help="per-stage speed vs x264, JPEG and CompressAI")
     speed.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     speed.add_argument("--videos", default=None, help="folder with webcam_* and *720p* clips")
-    speed.add_argument("--model", default=DEFAULT_MODEL, help="zoo name or model file")
+    speed.add_argument(
+        "--model", default=None, help="zoo name or model file (default: the senders' default)"
+    )
     speed.add_argument("--quality", type=int, default=None, help="level (default: middle)")
     speed.add_argument("--precision", choices=PRECISIONS, default="auto")
     speed.add_argument("--frames", type=positive_int, default=60, help="frames per size")
@@ -273,9 +275,12 @@ def _rd(args) -> int:
 
 
 def _speed(args) -> int:
+    from shared.codec import default_model
+
     from .speed import run_speed
 
-    run_speed(args.out, args.videos, args.model, args.quality, args.precision, args.frames)
+    model = args.model or default_model("cpu", args.precision)
+    run_speed(args.out, args.videos, model, args.quality, args.precision, args.frames)
     return 0
 
 

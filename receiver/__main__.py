@@ -18,7 +18,7 @@ from shared.cli import (
 )
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
-from shared.registry import DEFAULT_MODEL, ZOO
+from shared.registry import DEFAULT_MODEL, LITE_MODEL, ZOO
 
 from .app import ReceiverConfig, run_receiver
 from .conceal import METHODS
@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        help=f"zoo model ({', '.join(ZOO)}) or model file path",
+        default=None,
+        help=f"zoo model ({', '.join(ZOO)}) or model file path (default {DEFAULT_MODEL}, or "
+        f"{LITE_MODEL} where the CPU computes in float32 only)",
     )
     p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0 = half the cores)")

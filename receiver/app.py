@@ -15,7 +15,7 @@ import numpy as np
 
 from shared import wire
 from shared.cli import check_output_file, prepare_output_folder, stop_on_signals
-from shared.codec import CompressedFrame, ImageCodec, configure_threads
+from shared.codec import CompressedFrame, ImageCodec, configure_threads, default_model
 from shared.dashboard import Dashboard
 from shared.entropy.coder import CorruptPayload
 from shared.feedback import FeedbackClient, feedback_address
@@ -49,7 +49,7 @@ LATENT_HISTORY = 8  # decoded latents kept for the strip (references follow thei
 @dataclass
 class ReceiverConfig:
     connect: str = "tcp://127.0.0.1:5555"
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # zoo name or model file; None = default_model(device, precision)
     device: str = "auto"
     threads: int = 0  # torch threads; 0 = half the cores (see configure_threads)
     precision: str = "auto"  # transforms' dtype: auto, fp32 or bf16
@@ -418,7 +418,8 @@ class ReceiveLoop:
             check_output_file(config.record, "--record")
         configure_threads(config.threads)
         keep_freed_memory()
-        self.codec = ImageCodec.load(config.model, config.device, config.precision)
+        self.model = config.model or default_model(config.device, config.precision)
+        self.codec = ImageCodec.load(self.model, config.device, config.precision)
         self._opened = contextlib.ExitStack()  # what run() closes, or this if set-up fails
         try:
             self._open(config)
@@ -514,7 +515,7 @@ class ReceiveLoop:
         # What set-up opened closes last, also if the dashboard or the loop fails.
         with self._opened, contextlib.ExitStack() as display:
             print(
-                f"receiver: {config.connect}, model {config.model} ({self.codec.model_hash}) on "
+                f"receiver: {config.connect}, model {self.model} ({self.codec.model_hash}) on "
                 f"{self.codec.device}, concealment {self.receiver.concealer.method}",
                 flush=True,
             )

@@ -20,7 +20,7 @@ from shared.cli import (
 )
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, ZOO
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, LITE_MODEL, ZOO
 from shared.roi import ROI_MODES, RoiSettings
 from shared.video import VideoSettings
 
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help=f"zoo model ({', '.join(ZOO)}) or model file path (default {DEFAULT_MODEL})",
+        help=f"zoo model ({', '.join(ZOO)}) or model file path (default {DEFAULT_MODEL}, or "
+        f"{LITE_MODEL} where the CPU computes in float32 only)",
     )
     p.add_argument(
         "--denoise",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from shared import wire
 from shared.cli import check_output_file, stop_on_signals
-from shared.codec import ImageCodec, configure_threads
+from shared.codec import ImageCodec, configure_threads, default_model
 from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.memory import keep_freed_memory
@@ -23,6 +23,7 @@ from shared.registry import (
     DEFAULT_MODEL,
     DENOISE_MODEL,
     DENOISE_MODELS,
+    LITE_MODEL,
     REALTIME_DENOISE_MODEL,
     faster_model,
 )
@@ -40,7 +41,7 @@ from .sources import open_source
 class SenderConfig:
     source: str = "sample"
     bind: str = "tcp://*:5555"
-    model: str | None = None  # zoo name or model file; None = DEFAULT_MODEL
+    model: str | None = None  # zoo name or model file; None = default_model(device, precision)
     denoise: bool = False  # shorthand for the DENOISE_MODEL (noisy frames coded as clean)
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
@@ -168,6 +169,8 @@ def keep_up_hint(model: str, handled_per_s: float, fps: float, encode_ms: float)
             f": the {model!r} model is slow on this CPU; --model {faster} "
             f"denoises at the {DEFAULT_MODEL!r} model's speed"
         )
+    if faster == LITE_MODEL:
+        return said + f": --model {faster} does half the transforms' work, for a few more bits"
     if faster is not None:
         return said + f": --model {faster} is the model made for real time"
     return said + (
@@ -220,10 +223,11 @@ def pace(next_due: float, fps: float | None) -> float:
 
 
 def model_name(config: SenderConfig) -> str:
-    """The model to load: ``--denoise`` means a denoising zoo model (``DENOISE_MODEL``
-    unless ``--model`` names another of ``DENOISE_MODELS``)."""
+    """The model to load: ``--model``, else ``default_model`` for this machine; with
+    ``--denoise`` a denoising zoo model (``DENOISE_MODEL`` unless ``--model`` names another
+    of ``DENOISE_MODELS``)."""
     if not config.denoise:
-        return config.model or DEFAULT_MODEL
+        return config.model or default_model(config.device, config.precision)
     if config.model is None:
         return DENOISE_MODEL
     if config.model not in DENOISE_MODELS:

@@ -32,7 +32,14 @@ from .frames import RgbTail, padded_size, rgb_to_tensor, tensor_to_rgb, to_rgb
 from .modelfile import ModelFile, ModelFileError, load_model_file
 from .models.hyperprior import PRIOR_TILE, HyperpriorModel
 from .models.integer import IntegerNetwork
-from .registry import AUXILIARY, ZOO, build_model, resolve_model_path
+from .registry import (
+    AUXILIARY,
+    DEFAULT_MODEL,
+    LITE_MODEL,
+    ZOO,
+    build_model,
+    resolve_model_path,
+)
 from .wire import cut_payload
 
 #: Parameters that only training uses; model files do not carry them.
@@ -119,6 +126,21 @@ def select_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "bf16" or (name == "auto" and device.type == "cpu" and cpu_has_native_bf16()):
         return torch.bfloat16
     return torch.float32
+
+
+def default_model(device: str = "auto", precision: str = "auto") -> str:
+    """The zoo model an end uses when none is named: ``DEFAULT_MODEL`` where its transforms
+    run fast (on a GPU, or in bfloat16 on a CPU that computes it natively), else
+    ``LITE_MODEL``, which does half the work: in float32 on one core ``DEFAULT_MODEL`` takes
+    about 20 ms per 640x480 frame and end, more than 30 fps with both ends on a 2-core
+    machine allows (``docs/speed_fp32_avx2.json``). Both decode each other's streams; this
+    only picks the start."""
+    chosen = select_device(device)
+    if chosen.type == "cuda":
+        return DEFAULT_MODEL
+    if select_precision(precision, chosen) == torch.bfloat16 and cpu_has_native_bf16():
+        return DEFAULT_MODEL
+    return LITE_MODEL
 
 
 def select_device(name: str) -> torch.device:

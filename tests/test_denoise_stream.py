@@ -11,8 +11,8 @@ import pytest
 from receiver.app import Receiver
 from receiver.stats import StreamStats
 from sender.app import SenderConfig, model_name
-from shared.codec import ImageCodec
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, ZOO, zoo_name_for_hash
+from shared.codec import ImageCodec, default_model
+from shared.registry import DENOISE_MODEL, ZOO, zoo_name_for_hash
 from tests.conftest import natural_like_image
 from tests.receiver.test_receiver import frame_parts
 from tests.test_end_to_end import run_pair
@@ -20,7 +20,7 @@ from tests.test_end_to_end import run_pair
 
 def test_denoise_is_shorthand_for_the_denoise_zoo_model():
     assert DENOISE_MODEL in ZOO
-    assert model_name(SenderConfig()) == DEFAULT_MODEL
+    assert model_name(SenderConfig()) == default_model()
     assert model_name(SenderConfig(model="realtime")) == "realtime"
     assert model_name(SenderConfig(denoise=True)) == DENOISE_MODEL
     assert model_name(SenderConfig(denoise=True, model=DENOISE_MODEL)) == DENOISE_MODEL

@@ -30,7 +30,8 @@ def test_the_hint_names_what_helps():
     denoise = keep_up_hint("denoise", 13.0, 30.0, 26.0)
     assert "13 of the source's 30 frames" in denoise and "--model denoise-realtime" in denoise
     assert "--model realtime" in keep_up_hint("fast", 8.0, 30.0, 90.0)
-    assert "--size" in keep_up_hint("realtime", 20.0, 30.0, 40.0)
+    assert "--model realtime-lite does half" in keep_up_hint("realtime", 20.0, 30.0, 40.0)
+    assert "--size" in keep_up_hint("realtime-lite", 20.0, 30.0, 40.0)
 
 
 def test_the_real_time_denoiser_is_not_told_to_give_up_denoising():

@@ -29,5 +29,6 @@ def test_the_hint_names_the_cause_and_what_helps():
     assert "56 ms a frame" in hint and "33 ms between frames" in hint
     assert "not the link" in hint and "--model denoise-realtime" in hint
     assert "--no-psnr" not in hint
-    assert "--size" in slow_receiver_hint("realtime", 40.0, 30.0)
+    assert "--model realtime-lite" in slow_receiver_hint("realtime", 40.0, 30.0)
+    assert "--size" in slow_receiver_hint("realtime-lite", 40.0, 30.0)
     assert "--model" not in slow_receiver_hint("denoise-realtime", 40.0, 30.0)

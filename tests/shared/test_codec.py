@@ -112,3 +112,18 @@ def test_band_coding_equals_coding_each_band_alone(slice_rows):
             assert (out[:, a:b] == 7).all()  # left as it was
         else:
             np.testing.assert_array_equal(out[:, a:b], latents.y[:, a:b])
+
+
+def test_default_model_is_the_lite_one_where_transforms_compute_in_float32(monkeypatch):
+    from shared import codec as codec_module
+    from shared.registry import DEFAULT_MODEL, LITE_MODEL
+
+    monkeypatch.setattr(codec_module, "cpu_has_native_bf16", lambda: True)
+    assert codec_module.default_model("cpu") == DEFAULT_MODEL
+    assert codec_module.default_model("cpu", "fp32") == LITE_MODEL
+    monkeypatch.setattr(codec_module, "cpu_has_native_bf16", lambda: False)
+    assert codec_module.default_model("cpu") == LITE_MODEL
+    assert codec_module.default_model("cpu", "bf16") == LITE_MODEL  # emulated: slower still
+    lite, full = ImageCodec.load(LITE_MODEL, "cpu"), ImageCodec.load(DEFAULT_MODEL, "cpu")
+    assert lite.levels == full.levels and lite.stride == full.stride
+    assert lite.model.config.latent == full.model.config.latent
