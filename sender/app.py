@@ -211,15 +211,25 @@ def last_items(values: deque, count: int) -> list:
     return list(itertools.islice(reversed(values), count))
 
 
+#: How many frame slots a paced source (file, images) may fall behind and still catch up,
+#: as a camera's few buffered frames let a reader that was briefly slow catch up. Beyond
+#: that the lost time is given up (the video then plays slower than real time).
+CATCH_UP_FRAMES = 3
+
+
 def pace(next_due: float, fps: float | None) -> float:
-    """Sleep until the slot after ``next_due`` (for a frame that rate control skipped)."""
+    """The slot of the next frame, ``1 / fps`` s after ``next_due``; sleeps until it comes.
+    A slot already past is kept (no sleep: the sender catches up) while it is at most
+    ``CATCH_UP_FRAMES`` slots late, else the schedule restarts now."""
     if not fps:
         return next_due
     next_due += 1.0 / fps
-    delay = next_due - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-    return max(next_due, time.perf_counter())
+    now = time.perf_counter()
+    if next_due > now:
+        time.sleep(next_due - now)
+    elif now - next_due > CATCH_UP_FRAMES / fps:
+        return now
+    return next_due
 
 
 def model_name(config: SenderConfig) -> str:
@@ -367,7 +377,9 @@ class SendLoop:
                 if self.rate is not None and not self._choose_level(self.rate):
                     self._skip(self.rate, frame_in)
                 else:
-                    done = self._send(frame, frame_in)
+                    # A frame taken late from its slot was due (captured) at the slot.
+                    late_s = max(0.0, frame_in - self.next_due) if self.fps else 0.0
+                    done = self._send(frame, frame_in, late_s)
                     self._each_second(done)
                 self.next_due = pace(self.next_due, self.fps)
 
@@ -433,10 +445,10 @@ class SendLoop:
         self.handled += 1
         self.busy_s += time.perf_counter() - frame_in
 
-    def _send(self, frame, frame_in: float) -> float:
-        """Code and publish ``frame`` (come in at ``frame_in``) and count it; returns when
-        that was done."""
-        result = self.publisher.send(frame, self.level)
+    def _send(self, frame, frame_in: float, late_s: float = 0.0) -> float:
+        """Code and publish ``frame`` (come in at ``frame_in``, ``late_s`` seconds after its
+        slot) and count it; returns when that was done."""
+        result = self.publisher.send(frame, self.level, late_s=late_s)
         if result.kind == KEY:
             self.key_frames += 1
             self.key_gate.key_frame_sent(time.perf_counter())

@@ -120,10 +120,13 @@ class FramePublisher:
                 security.close()
             raise ValueError(f"cannot bind {bind}: {error.strerror}") from None
 
-    def send(self, frame: np.ndarray, level: int, color_order: str = "bgr") -> SentFrame:
+    def send(
+        self, frame: np.ndarray, level: int, color_order: str = "bgr", late_s: float = 0.0
+    ) -> SentFrame:
         """Encode and publish one frame (a key frame when the settings' interval or a request
-        says so, a predicted frame otherwise); never blocks on slow subscribers."""
-        capture_us = time.time_ns() // 1000
+        says so, a predicted frame otherwise); never blocks on slow subscribers. ``late_s``:
+        how long ago the frame was due (its capture time, from which latency counts)."""
+        capture_us = time.time_ns() // 1000 - round(late_s * 1e6)
         started = time.perf_counter()
         height, width = frame.shape[:2]
         if height * width > wire.MAX_FRAME_PIXELS:
