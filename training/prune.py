@@ -164,6 +164,18 @@ def _narrow_output(state: dict, name: str, keep: torch.Tensor, shuffle: int = 1)
     state[name + ".bias"] = state[name + ".bias"][rows]
 
 
+def _narrow_upsample(
+    state: dict, stats: dict, name: str, keep_in: torch.Tensor, keep_out: torch.Tensor
+) -> None:
+    """Narrow an upsampling block ``name`` (depthwise 3x3 ``.0``, 1x1 ``.1``, 2x shuffle) to
+    inputs ``keep_in`` and outputs ``keep_out``. A dropped depthwise channel feeds only
+    itself, so its output's mean goes into the 1x1's bias."""
+    for key in (".weight", ".bias"):
+        state[f"{name}.0{key}"] = state[f"{name}.0{key}"][keep_in]
+    _narrow_input(state, f"{name}.1", keep_in, stats[f"{name}.0:out"].mean)
+    _narrow_output(state, f"{name}.1", keep_out, shuffle=2)
+
+
 def _importance(stats: dict, gdn: str, reader: str, state: dict, depthwise: str | None = None):
     """``E|a_j| * ||W_reader[:, j]||`` for the channels leaving GDN ``gdn``; with a
     depthwise convolution between them, its per-channel weight norm scales the activation."""
@@ -196,18 +208,9 @@ def narrow(net: nn.Module, config: dict, fine: int, coarse: int, batches: list[t
 
     _narrow_output(state, "g_s.0", s1)
     _narrow_gdn(state, "g_s.1", s1, stats["g_s.1:in"].abs_mean)
-    # Depthwise: a dropped channel feeds only itself, so its mean goes into the 1x1 after.
-    dw_out = stats["g_s.2.0:out"].mean
-    for key in (".weight", ".bias"):
-        state["g_s.2.0" + key] = state["g_s.2.0" + key][s1]
-    _narrow_input(state, "g_s.2.1", s1, dw_out)
-    _narrow_output(state, "g_s.2.1", s3, shuffle=2)
+    _narrow_upsample(state, stats, "g_s.2", s1, s3)
     _narrow_gdn(state, "g_s.3", s3, stats["g_s.3:in"].abs_mean)
-    dw_out = stats["g_s.4.0:out"].mean
-    for key in (".weight", ".bias"):
-        state["g_s.4.0" + key] = state["g_s.4.0" + key][s3]
-    _narrow_input(state, "g_s.4.1", s3, dw_out)
-    _narrow_output(state, "g_s.4.1", s5, shuffle=2)
+    _narrow_upsample(state, stats, "g_s.4", s3, s5)
     _narrow_gdn(state, "g_s.5", s5, stats["g_s.5:in"].abs_mean)
     _narrow_input(state, "g_s.6", s5, stats["g_s.6:in"].mean)
     return state, dict(config, fine=fine, coarse=coarse)
@@ -215,6 +218,7 @@ def narrow(net: nn.Module, config: dict, fine: int, coarse: int, batches: list[t
 
 def prune(config: PruneConfig) -> Path:
     """Write the narrowed model as a checkpoint ``config.out`` for ``train --init-from``."""
+    torch.manual_seed(config.seed)  # the hyper-latent density starts from a fresh init
     net, model_config, architecture = _load(config.model)
     files, _ = split_train_validation(list_images(config.data))
     sampler = CropSampler(files, config.crop, seed=config.seed)
