@@ -26,7 +26,10 @@ def _reference_png_options() -> list[int]:
     """Fast lossless PNG settings for the references: zlib level 1 with run-length matching
     and every row filtered "up" (from the row above). On a 640x480 webcam frame: 5.4 ms
     and 191 kB against 12.6 ms and 210 kB with OpenCV's default filter choice, and 3.4
-    instead of 5.1 ms to decode. An OpenCV without the filter option gets level 1 only."""
+    instead of 5.1 ms to decode. On a slower AVX2-only VM with OpenCV 5.1 (2026-12-02):
+    11.2 ms per webcam frame (level 1 alone 23.6 ms) and 16.7 ms per frame of the sample
+    clip, a third of the sender's time there. An OpenCV without the filter option gets
+    level 1 only."""
     options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
         options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
