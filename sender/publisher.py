@@ -106,7 +106,10 @@ class FramePublisher:
         self.rng = np.random.default_rng(seed)
         self.seq = -1
         self.context = context or zmq.Context.instance()
-        self.socket = self.context.socket(zmq.PUB)
+        # XPUB rather than PUB: it also tells which topics subscribers want, so the lossless
+        # originals are only encoded while some receiver subscribes to them.
+        self.socket = self.context.socket(zmq.XPUB)
+        self.subscribed_topics: set[bytes] = set()  # topic prefixes someone subscribes to
         self.socket.setsockopt(zmq.SNDHWM, SEND_HIGH_WATER_MARK)
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.security = security
@@ -122,6 +125,22 @@ class FramePublisher:
             if security is not None:
                 security.close()
             raise ValueError(f"cannot bind {bind}: {error.strerror}") from None
+
+    def _references_wanted(self) -> bool:
+        """Whether a subscriber wants the lossless originals (a subscribed prefix of their
+        topic, e.g. ``b""`` for everything), from the messages XPUB passes up: ``0x01 +
+        prefix`` for the first subscriber of a prefix, ``0x00 + prefix`` when its last one
+        leaves."""
+        while True:
+            try:
+                message = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if message[:1] == b"\x01":
+                self.subscribed_topics.add(message[1:])
+            elif message[:1] == b"\x00":
+                self.subscribed_topics.discard(message[1:])
+        return any(wire.TOPIC_REFERENCE.startswith(t) for t in self.subscribed_topics)
 
     def send(
         self, frame: np.ndarray, level: int, color_order: str = "bgr", late_s: float = 0.0
@@ -153,7 +172,7 @@ class FramePublisher:
                 parts[1] = break_slice_crcs(parts[1], dropped)
         self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
         reference_bytes = 0
-        if self.send_reference:
+        if self.send_reference and self._references_wanted():
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
             ok, png = cv2.imencode(".png", bgr, REFERENCE_PNG_OPTIONS)
             if ok:
