@@ -172,7 +172,9 @@ class FramePublisher:
                 parts[1] = break_slice_crcs(parts[1], dropped)
         self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
         reference_bytes = 0
-        if self.send_reference and self._references_wanted():
+        # Read the subscriptions even when no originals are ever sent: XPUB queues them.
+        wanted = self._references_wanted()
+        if self.send_reference and wanted:
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
             ok, png = cv2.imencode(".png", bgr, REFERENCE_PNG_OPTIONS)
             if ok:

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from shared.modelfile import load_model_file
-from shared.models.integer import ACT_BITS, WEIGHT_BITS
+from shared.models.integer import ACT_BITS, WEIGHT_BITS, IntegerNetwork
+from shared.models.layers import SimplifiedGDN
 from shared.registry import build_model, resolve_model_path
 
 from .data import CropSampler, list_images, split_train_validation
@@ -66,8 +67,6 @@ def _load(model: str) -> tuple[nn.Module, dict, str]:
 def _hyper_synthesis_from_integers(h_s: nn.Sequential, extras: dict) -> None:
     """Float weights of ``h_s`` from the model file's integer network (exact up to the
     rounding at export)."""
-    from shared.models.integer import IntegerNetwork
-
     integer = IntegerNetwork.from_tensors(extras, "integer/h_s/")
     convs = [m for m in h_s if isinstance(m, nn.Conv2d)]
     layers = [layer for layer in integer.layers if layer[0] == "conv"]
@@ -110,7 +109,7 @@ def _measure(net: nn.Module, batches: list[torch.Tensor]) -> dict[str, _Stats]:
     hooks = []
     for prefix, seq in (("g_a", net.g_a), ("g_s", net.g_s)):
         for name, module in seq.named_modules():
-            if isinstance(module, (nn.Conv2d,)) or type(module).__name__ == "SimplifiedGDN":
+            if isinstance(module, (nn.Conv2d, SimplifiedGDN)):
                 key = f"{prefix}.{name}"
                 stats[key + ":in"] = _Stats()
                 stats[key + ":out"] = _Stats()

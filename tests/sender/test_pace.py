@@ -12,13 +12,11 @@ from sender.app import CATCH_UP_FRAMES, pace
 class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
-        self.slept = 0.0
 
     def perf_counter(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.slept += seconds
         self.now += seconds
 
 
@@ -31,7 +29,8 @@ def clock(monkeypatch):
 
 
 def frames(clock, due, work_s, count, fps=30.0):
-    """Handle ``count`` frames taking ``work_s`` each; returns the slots and the lateness."""
+    """Handle ``count`` frames taking ``work_s`` each; returns the next frame's slot and
+    each handled frame's lateness (s)."""
     late = []
     for _ in range(count):
         late.append(max(0.0, clock.now - due))
