@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
+	@# A venv made before the GUI OpenCV: both wheels write cv2/, so take the headless one out first.
+	$(PY) -m pip uninstall --quiet -y opencv-python-headless 2>/dev/null || true
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	@# CompressAI, for the speed benchmark's comparison only; see benchmarks/compressai_ref.py
 	@# for why without its declared dependencies (they would replace torch and numpy).

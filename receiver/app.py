@@ -101,7 +101,7 @@ class Receiver:
         self.overlay_lines: list[str] = ["waiting for statistics"]
         self.last_shown: np.ndarray | None = None
         self.last_view: np.ndarray | None = None  # what the sink got last (concealment)
-        self.show_code = False  # the sink gets code map | reconstruction
+        self.show_code = False  # the sink gets reconstruction | code map
         self.strip: StripSampler | None = None  # samples for strip.png (with --out)
         self.latents: OrderedDict[int, np.ndarray] = OrderedDict()
         self.concealer = Concealer("copy")  # run_receiver sets the configured one

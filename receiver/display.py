@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,16 +14,25 @@ import numpy as np
 from .stats import FrameRecord
 
 WINDOW = "latentcast receiver"
+MAX_WINDOW_SIZE = (1600, 900)  # pixels: the window's first size fits a laptop screen
 
 
 class DisplayUnavailable(RuntimeError):
     """``--show`` cannot open a window here; the message says why and what to do."""
 
 
-def gui_problem() -> str | None:
-    """Why OpenCV cannot open a window on this machine, or ``None`` when it can."""
-    import os
+# Opens and closes a window in a child process: Qt aborts the whole process (SIGABRT) when
+# it cannot reach the display, e.g. a stale DISPLAY of an SSH session, so the receiver asks
+# a throwaway process first.
+_WINDOW_PROBE = (
+    "import cv2; cv2.namedWindow('latentcast probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
+)
+PROBE_TIMEOUT_S = 30.0
 
+
+def gui_problem() -> str | None:
+    """Why OpenCV cannot open a window on this machine, or ``None`` when it can. Takes
+    0.3-1 s (a child process opens a test window) when the quick checks pass."""
     info = cv2.getBuildInformation()
     gui_line = next((line for line in info.splitlines() if "GUI:" in line), "")
     if gui_line.split(":")[-1].strip().upper() in ("", "NONE", "NO"):
@@ -30,8 +41,23 @@ def gui_problem() -> str | None:
             "build in its place: pip uninstall -y opencv-python-headless && pip install "
             "opencv-python. Use --record out.mp4 to save the video instead."
         )
-    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not display:
         return "no display (DISPLAY is not set, e.g. an SSH session without -X); use --record"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _WINDOW_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return f"OpenCV did not open a test window within {PROBE_TIMEOUT_S:.0f} s; use --record"
+    if probe.returncode != 0:
+        lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+        reason = lines[0] if lines else f"exit status {probe.returncode}"
+        where = f" on display {display}" if display else ""
+        return f"OpenCV cannot open a window{where} ({reason}); use --record out.mp4"
     return None
 
 
@@ -57,6 +83,7 @@ class FrameSink:
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None  # the video's (width, height)
         self.closed_by_user = False
+        self.window_open = False
 
     def add(self, rgb: np.ndarray, lines: list[str]) -> None:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -65,9 +92,32 @@ class FrameSink:
         if self.writer is not None and (bgr.shape[1], bgr.shape[0]) == self.size:
             self.writer.write(bgr)  # a video file has one frame size; others are skipped
         if self.show:
-            cv2.imshow(WINDOW, overlay(bgr, lines))
-            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            if not self.window_open:
+                self._open_window((bgr.shape[1], bgr.shape[0]))
+            elif self._window_closed():
                 self.closed_by_user = True
+                return
+            cv2.imshow(WINDOW, overlay(bgr, lines))
+            key = cv2.waitKey(1) & 0xFF
+            # The window's close button hides it; imshow would open a new one next frame.
+            if key in (ord("q"), 27) or self._window_closed():
+                self.closed_by_user = True
+
+    @staticmethod
+    def _window_closed() -> bool:
+        try:
+            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:  # Qt: the window is gone altogether
+            return True
+
+    def _open_window(self, size: tuple[int, int]) -> None:
+        """A resizable window without OpenCV's toolbar, first fitted into
+        ``MAX_WINDOW_SIZE`` (pixels, width x height) keeping the video's aspect ratio."""
+        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
+        cv2.namedWindow(WINDOW, flags)
+        scale = min(1.0, MAX_WINDOW_SIZE[0] / size[0], MAX_WINDOW_SIZE[1] / size[1])
+        cv2.resizeWindow(WINDOW, max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        self.window_open = True
 
     def _open_writer(self, size: tuple[int, int]) -> None:
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
@@ -129,15 +179,16 @@ def labelled(rgb: np.ndarray, text: str) -> np.ndarray:
 
 
 def code_view(latents: np.ndarray, rgb: np.ndarray, stride: int) -> np.ndarray:
-    """``--show-code``: the code map (``shared.codemap``) beside the reconstruction, one
-    RGB image twice the frame's width."""
+    """``--show-code``: the reconstruction with the code map (``shared.codemap``) to its
+    right, one RGB image twice the frame's width (the statistics overlay, drawn top left,
+    stays on the picture)."""
     from shared.codemap import code_image, zero_share
 
     height, width = rgb.shape[:2]
     code = labelled(
         code_image(latents, height, width, stride), f"code: {100 * zero_share(latents):.0f}% zeros"
     )
-    return np.concatenate([code, rgb], axis=1)
+    return np.concatenate([rgb, code], axis=1)
 
 
 class StripSampler:

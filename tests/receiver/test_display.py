@@ -1,10 +1,14 @@
 """--record saves the received video, --show explains itself where no window can open, and
 a run ends with a timeline plot."""
 
+import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
+import pytest
 
 from receiver.display import FrameSink, gui_problem, overlay
 from tests.conftest import ROOT, natural_like_image
@@ -61,3 +65,102 @@ def test_a_recording_opencv_cannot_write_is_dropped_with_a_warning(tmp_path, cap
     sink.close()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not recording" in err[0]
+
+
+def gui_build() -> bool:
+    info = cv2.getBuildInformation()
+    line = next((line for line in info.splitlines() if "GUI:" in line), "")
+    return line.split(":")[-1].strip().upper() not in ("", "NONE", "NO")
+
+
+@pytest.fixture(scope="module")
+def virtual_display():
+    """An Xvfb display (``:N``) for the window paths; .ci/run installs Xvfb."""
+    if not gui_build():
+        pytest.skip("this OpenCV build has no GUI")
+    if not sys.platform.startswith("linux") or shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed")
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    number = server.stdout.readline().strip()  # written once the server accepts clients
+    assert number.isdigit(), "Xvfb did not start"
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+WINDOW_SCRIPT = """
+import json, sys
+import cv2, numpy as np
+from PIL import ImageGrab
+from receiver.display import WINDOW, FrameSink
+
+sink = FrameSink(show=True, record=None)
+frame = np.zeros((240, 480, 3), np.uint8)  # wider than the overlay band
+frame[:, :] = (0, 200, 0)  # RGB green
+for _ in range(20):
+    sink.add(frame, ["100 kbps  30.0 fps", "PSNR 30.00 dB"])
+screen = np.asarray(ImageGrab.grab(xdisplay=sys.argv[1]).convert("RGB")).astype(int)
+rows, cols = np.nonzero(abs(screen - (0, 200, 0)).sum(axis=2) < 30)
+shown = [int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1] if len(rows) else [0, 0]
+overlay_band = bool((abs(screen - (0, 66, 0)).sum(axis=2) < 10).sum() > 1000)
+before = sink.closed_by_user
+cv2.destroyWindow(WINDOW)  # as the window's close button does
+sink.add(frame, ["after"])
+print(json.dumps({"shown": shown, "overlay": overlay_band, "before": before,
+                  "closed": sink.closed_by_user}))
+sink.close()
+"""
+
+
+def test_show_puts_the_video_in_a_window_and_notices_it_closing(virtual_display, subprocess_env):
+    env = {**subprocess_env, "DISPLAY": virtual_display}
+    result = subprocess.run(
+        [sys.executable, "-c", WINDOW_SCRIPT, virtual_display],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["shown"] == [480, 240]  # the whole frame, unscaled, on the screen
+    assert seen["overlay"]  # the statistics' dark band (green // 3) over its corner
+    assert not seen["before"] and seen["closed"]
+
+
+def test_receiver_show_streams_into_a_window(
+    tmp_path, image_folder, tiny_model_path, subprocess_env, virtual_display
+):
+    env = {**subprocess_env, "DISPLAY": virtual_display}
+    out, _, _, _ = run_pair(
+        tmp_path,
+        env,
+        ["--source", str(image_folder), "--model", str(tiny_model_path), "--fps", "20"],
+        ["--model", str(tiny_model_path), "--show", "--show-code"],
+    )
+    assert json.loads((out / "summary.json").read_text())["frames"] == 6
+
+
+def test_show_on_a_display_that_cannot_be_reached_is_one_clear_line(
+    tiny_model_path, subprocess_env
+):
+    if not gui_build() or not sys.platform.startswith("linux"):
+        pytest.skip("needs GUI OpenCV on Linux")
+    unused = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver", "--show", "--model", str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        env={**subprocess_env, "DISPLAY": f":{unused}"},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open a window" in lines[0] and "--record" in lines[0]
