@@ -513,7 +513,7 @@ class SendLoop:
         common = {
             "level": self.level,
             "receivers_heard": len(self.heard),
-            "keyframes": self.key_frames,
+            "key_frames": self.key_frames,
         }
         window = {
             "frames": self.window_frames,

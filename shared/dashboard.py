@@ -28,7 +28,7 @@ ROWS = (
     ("lost_frames", "lost frames", "{:.0f}"),
     ("skipped_frames", "skipped frames", "{:.0f}"),
     ("concealed_frames", "concealed frames", "{:.0f}"),
-    ("keyframes", "key frames", "{:.0f}"),
+    ("key_frames", "key frames", "{:.0f}"),
     ("receivers_heard", "receivers heard", "{:.0f}"),
     ("rejected_total", "rejected messages", "{:.0f}"),
 )

@@ -37,3 +37,8 @@ def test_both_ends_run_with_the_dashboard(tmp_path, image_folder, tiny_model_pat
     )
     assert "fps" in sender_out and "whole run" in sender_out
     assert "PSNR (dB)" in receiver_out and "whole run" in receiver_out
+    for name in ("kbps", "latency p50", "key frames", "zero latents"):
+        assert name in receiver_out, name
+    for name in ("kbps", "key frames", "quality level"):
+        assert name in sender_out, name
+    assert "lost frames" in receiver_out and "skipped frames" in receiver_out
