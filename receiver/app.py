@@ -64,7 +64,7 @@ class ReceiverConfig:
     dashboard: bool = False  # a live terminal table instead of one line per second
     show: bool = False  # a window with the video and a statistics overlay
     record: str | None = None  # write the received video to this file (mp4)
-    show_code: bool = False  # --show/--record show the code map beside the reconstruction
+    show_code: bool = False  # --show/--record: reconstruction | code map | original
     secure: bool = False  # CURVE: encrypt and authenticate (shared.security)
     key: str = "keys/receiver.key_secret"
     server_key: str = "keys/sender.key"
@@ -101,7 +101,11 @@ class Receiver:
         self.overlay_lines: list[str] = ["waiting for statistics"]
         self.last_shown: np.ndarray | None = None
         self.last_view: np.ndarray | None = None  # what the sink got last (concealment)
-        self.show_code = False  # the sink gets reconstruction | code map
+        self.show_code = False  # the sink gets reconstruction | code map (| original)
+        self.originals_expected = False  # subscribed to the sender's lossless originals
+        # With show_code and originals: a frame waits here for its original, which the
+        # sender publishes right after it, to be shown as reconstruction | code | original.
+        self.waiting_view: tuple[int, np.ndarray, np.ndarray] | None = None
         self.strip: StripSampler | None = None  # samples for strip.png (with --out)
         self.latents: OrderedDict[int, np.ndarray] = OrderedDict()
         self.concealer = Concealer("copy")  # run_receiver sets the configured one
@@ -264,9 +268,11 @@ class Receiver:
         if self.first_picture_s is None:
             self.first_picture_s = arrival_s
         if self.sink is not None:
-            view = code_view(latents, rgb, self.codec.stride) if self.show_code else rgb
-            self.sink.add(view, self.overlay_lines)
-            self.last_view = view
+            if self.show_code and self.originals_expected:
+                self.show_waiting_view()  # its original did not come before this frame
+                self.waiting_view = (message.seq, latents, rgb)
+            else:
+                self._show(code_view(latents, rgb, self.codec.stride) if self.show_code else rgb)
         self.last_shown = rgb
         if self.strip is not None:
             self.latents[message.seq] = latents.astype(np.int32)
@@ -299,6 +305,19 @@ class Receiver:
             while len(self.references) > PENDING_LIMIT:
                 self.references.popitem(last=False)
 
+    def _show(self, view: np.ndarray) -> None:
+        self.sink.add(view, self.overlay_lines)
+        self.last_view = view
+
+    def show_waiting_view(self, original: np.ndarray | None = None) -> None:
+        """Show the frame waiting for its original, with ``original`` or a panel saying it
+        was not received; nothing when no frame waits."""
+        if self.waiting_view is None or self.sink is None:
+            return
+        _, latents, rgb = self.waiting_view
+        self.waiting_view = None
+        self._show(code_view(latents, rgb, self.codec.stride, original, with_original=True))
+
     def _match(self, seq: int, original: np.ndarray) -> None:
         record, reconstruction = self.recent[seq]
         if original.shape != reconstruction.shape:
@@ -307,6 +326,8 @@ class Receiver:
             self.stats.reject("bad_reference")
             return
         record.psnr_db = psnr(original, reconstruction)
+        if self.waiting_view is not None and self.waiting_view[0] == seq:
+            self.show_waiting_view(original)
         self.last_pair = (original, reconstruction)
         if self.strip is not None and seq in self.latents:
             self.strip.offer(seq, original, self.latents[seq], reconstruction)
@@ -471,6 +492,8 @@ class ReceiveLoop:
             self._opened.callback(self.sink.close)
         self.stats = StreamStats()
         self.receiver = self._make_receiver()
+        if self.sink is not None:  # runs before the sink closes: the last frame is shown
+            self._opened.callback(self.receiver.show_waiting_view)
 
     def _connection_watches(self, feedback_at: str | None) -> list[ConnectionWatch]:
         config = self.config
@@ -497,6 +520,7 @@ class ReceiveLoop:
         )
         receiver.sink = self.sink
         receiver.show_code = config.show_code
+        receiver.originals_expected = config.psnr
         receiver.strip = StripSampler() if config.out else None
         receiver.concealer = Concealer.create(
             config.conceal, config.inpaint_model, log=print_to_stderr

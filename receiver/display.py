@@ -178,17 +178,30 @@ def labelled(rgb: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def code_view(latents: np.ndarray, rgb: np.ndarray, stride: int) -> np.ndarray:
-    """``--show-code``: the reconstruction with the code map (``shared.codemap``) to its
-    right, one RGB image twice the frame's width (the statistics overlay, drawn top left,
-    stays on the picture)."""
+def code_view(
+    latents: np.ndarray,
+    rgb: np.ndarray,
+    stride: int,
+    original: np.ndarray | None = None,
+    with_original: bool = False,
+) -> np.ndarray:
+    """``--show-code``: the reconstruction, the code map (``shared.codemap``) to its right
+    and, ``with_original``, the sender's original frame (a gray panel saying so when
+    ``original`` is ``None``, i.e. it did not arrive): one RGB image two or three frames
+    wide. The statistics overlay, drawn top left, stays on the reconstruction."""
     from shared.codemap import code_image, zero_share
 
     height, width = rgb.shape[:2]
     code = labelled(
         code_image(latents, height, width, stride), f"code: {100 * zero_share(latents):.0f}% zeros"
     )
-    return np.concatenate([rgb, code], axis=1)
+    panels = [rgb, code]
+    if with_original:
+        if original is None:
+            panels.append(labelled(np.full_like(rgb, 64), "original: not received"))
+        else:
+            panels.append(labelled(original, "original"))
+    return np.concatenate(panels, axis=1)
 
 
 class StripSampler:

@@ -11,6 +11,7 @@ from shared.codec import ImageCodec
 from shared.codemap import code_image, zero_share
 from tests.conftest import natural_like_image
 from tests.receiver.test_receiver import frame_parts, reference_parts
+from tests.test_end_to_end import run_pair
 
 
 def sparse_latents() -> np.ndarray:
@@ -49,6 +50,47 @@ def test_code_view_puts_the_code_beside_the_reconstruction():
     view = code_view(sparse_latents(), rgb, 16)
     assert view.shape == (48, 160, 3)
     assert (view[:, :80] == rgb).all() and (view[:, 80:] != rgb).any()
+
+
+def test_code_view_adds_the_original_or_says_it_did_not_arrive():
+    rgb = natural_like_image(48, 80)
+    original = 255 - rgb
+    view = code_view(sparse_latents(), rgb, 16, original, with_original=True)
+    assert view.shape == (48, 240, 3)
+    assert (view[:, :80] == rgb).all() and (view[30:, 160:] == original[30:]).all()
+    missing = code_view(sparse_latents(), rgb, 16, None, with_original=True)
+    assert missing.shape == (48, 240, 3) and (missing[30:, 160:] == 64).all()
+
+
+def read_video(path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def test_show_code_records_reconstruction_code_and_its_own_original(
+    tmp_path, image_folder, tiny_model_path, subprocess_env
+):
+    paths = sorted(image_folder.iterdir())
+    sources = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in paths]
+    args = ["--source", str(image_folder), "--model", str(tiny_model_path), "--fps", "20"]
+    video = tmp_path / "code.mp4"
+    receiver_args = ["--model", str(tiny_model_path), "--show-code", "--record", str(video)]
+    run_pair(tmp_path, subprocess_env, args, receiver_args)
+    frames = read_video(video)
+    assert len(frames) == len(sources) and frames[0].shape == (144, 3 * 176, 3)
+    for index, frame in enumerate(frames):
+        # Below the label, the right panel is this frame's own original (mp4v is lossy).
+        errors = [np.abs(frame[30:, 352:].astype(int) - s[30:]).mean() for s in sources]
+        assert int(np.argmin(errors)) == index and errors[index] < 6
+    no_psnr = tmp_path / "no_psnr.mp4"
+    receiver_args = ["--model", str(tiny_model_path), "--show-code", "--no-psnr"]
+    run_pair(tmp_path, subprocess_env, args, [*receiver_args, "--record", str(no_psnr)])
+    assert read_video(no_psnr)[0].shape == (144, 2 * 176, 3)
 
 
 def test_sampler_keeps_a_few_frames_spread_over_the_run():
