@@ -1,4 +1,4 @@
-"""``python -m benchmarks rd|speed|video|rate|roi|stream|conceal|inpaint-example|denoise ...``:
+"""``python -m benchmarks rd|speed|video|rate|roi|stream|conceal|inpaint|inpaint-example|denoise``:
 thin argparse shell over the benchmarks (``stream --link-kbps M`` needs root for the link)."""
 
 from __future__ import annotations
@@ -209,7 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     example.add_argument("--image", required=True, help="image to overlay a caption on")
     example.add_argument("--out", required=True, type=folder_to_write, help="output folder")
     example.add_argument("--text", default="latentcast|inpainting", help="'|' breaks lines")
-    example.add_argument("--inpaint-model", default="inpaint", help="zoo name or model file")
+    example.add_argument(
+        "--inpaint-model",
+        default=None,
+        help="zoo name or model file (default: receiver.inpaint's, inpaint-image)",
+    )
+    inpaint_set = commands.add_parser(
+        "inpaint", help="offline inpainting on a folder: network vs smooth fill vs OpenCV"
+    )
+    inpaint_set.add_argument("--images", required=True, help="folder of PNG/JPEG images")
+    inpaint_set.add_argument("--out", required=True, type=folder_to_write, help="output folder")
+    inpaint_set.add_argument(
+        "--inpaint-models",
+        nargs="+",
+        default=["inpaint-image", "inpaint"],
+        help="zoo names or model files of the networks to compare",
+    )
+    inpaint_set.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N images"
+    )
     denoise = commands.add_parser(
         "denoise", help="noisy images: regular codec vs denoising codec vs NLM + JPEG"
     )
@@ -252,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in _TORCH_THREADS:
             import torch
 
-            threads = 1 if args.command == "inpaint-example" else args.threads
+            threads = 1 if args.command in ("inpaint-example", "inpaint") else args.threads
             if threads:  # 0: PyTorch's default
                 torch.set_num_threads(threads)
         return _RUNNERS[args.command](args)
@@ -357,6 +375,13 @@ def _inpaint_example(args) -> int:
     return 0
 
 
+def _inpaint_set(args) -> int:
+    from .inpaint_example import run_inpaint_set
+
+    run_inpaint_set(args.images, args.out, tuple(args.inpaint_models), limit=args.limit)
+    return 0
+
+
 def _denoise(args) -> int:
     from .denoise import run_denoise
 
@@ -381,11 +406,12 @@ _RUNNERS = {
     "stream": _stream,
     "conceal": _conceal,
     "inpaint-example": _inpaint_example,
+    "inpaint": _inpaint_set,
     "denoise": _denoise,
 }
 # Commands that run the codec in this process (speed sets its own thread counts; stream
 # passes --threads to the processes it starts).
-_TORCH_THREADS = {"rd", "video", "rate", "roi", "conceal", "inpaint-example", "denoise"}
+_TORCH_THREADS = {"rd", "video", "rate", "roi", "conceal", "inpaint-example", "inpaint", "denoise"}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """``python -m receiver.inpaint --image IN --mask MASK --out OUT``: fill the white pixels of
-``MASK`` in ``IN`` with the inpainting network (e.g. to remove overlaid text or fill holes)
-and write ``OUT``. ``--previous`` adds an earlier frame of the same scene to copy from."""
+``MASK`` in ``IN`` with an inpainting network (e.g. to remove overlaid text or fill holes)
+and write ``OUT``. ``--previous`` adds an earlier frame of the same scene to copy from.
+
+Two networks ship: ``inpaint-image`` (trained on single images with strokes and text) for
+an image alone, and ``inpaint`` (the receiver's concealment network, trained with previous
+frames) when ``--previous`` is given; ``--model`` chooses another."""
 
 from __future__ import annotations
 
@@ -19,6 +23,13 @@ from shared.modelfile import ModelFileError
 from shared.models.inpaint import Inpainter
 
 MAX_SIDE = 4096
+IMAGE_MODEL = "inpaint-image"  # for an image alone
+VIDEO_MODEL = "inpaint"  # with a previous frame (the receiver's concealment network)
+
+
+def default_model(with_previous: bool) -> str:
+    """The shipped network for an image alone or with a previous frame."""
+    return VIDEO_MODEL if with_previous else IMAGE_MODEL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", required=True, help="same size; white (> 127) = pixels to fill")
     p.add_argument("--out", required=True, help="where to write the result (.png, .jpg, ...)")
     p.add_argument("--previous", default=None, help="optional earlier frame of the same scene")
-    p.add_argument("--model", default="inpaint", help="zoo name or inpainting model file")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"zoo name or inpainting model file (default {IMAGE_MODEL}, or {VIDEO_MODEL} "
+        "with --previous)",
+    )
     p.add_argument(
         "--grow", type=non_negative_int, default=0, help="grow the mask by this many pixels"
     )
@@ -51,10 +67,11 @@ def inpaint_file(
     mask_path: str,
     out: str,
     previous_path: str | None = None,
-    model: str = "inpaint",
+    model: str | None = None,
     grow: int = 0,
 ) -> dict:
-    """Inpaint ``image_path`` where ``mask_path`` is white; returns a short summary."""
+    """Inpaint ``image_path`` where ``mask_path`` is white (with ``model``, by default
+    ``default_model``); returns a short summary."""
     rgb = cv2.cvtColor(read_image(image_path, "image"), cv2.COLOR_BGR2RGB)
     mask = read_image(mask_path, "mask", cv2.IMREAD_GRAYSCALE) > 127
     if mask.shape != rgb.shape[:2]:
@@ -73,7 +90,7 @@ def inpaint_file(
             raise ValueError("the previous frame differs in size from the image")
     if not Path(out).parent.is_dir():
         raise ValueError(f"folder {Path(out).parent} does not exist")
-    inpainter = Inpainter.load(model)
+    inpainter = Inpainter.load(model or default_model(previous is not None))
     started = time.perf_counter()
     result = inpainter(rgb, mask, previous)
     elapsed_ms = 1000 * (time.perf_counter() - started)

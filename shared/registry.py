@@ -93,6 +93,11 @@ AUXILIARY: dict[str, tuple[str, str]] = {
         "inpaint.safetensors",
         "1760e5509e89633aded8c22c3df25b4eab4115436e1b1ad5465163283b183284",  # pin:inpaint
     ),
+    # The same network trained on images alone: python -m receiver.inpaint without --previous.
+    "inpaint-image": (
+        "inpaint-image.safetensors",
+        "1b0cce51209abbb71a21842acadc1c88715eb820d2c50be9334f9b78e208c14e",  # pin:inpaint-image
+    ),
 }
 
 

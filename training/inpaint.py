@@ -41,6 +41,7 @@ from .export import load_checkpoint, model_card
 
 MAX_SHORT_SIDE = 540  # larger photos are scaled down to about video-frame scale
 MIN_CROP = 32  # the smallest crop the random masks (``random_mask``) can be drawn in
+MASK_KINDS = ("band", "strokes", "rects", "text")
 
 
 @dataclass
@@ -55,6 +56,9 @@ class InpaintTrainConfig:
     decay_from: float = 0.6  # fraction of ``steps`` after which lr decays (cosine)
     tv_weight: float = 0.02
     no_previous: float = 0.25  # share of samples without a previous frame
+    # Hole kinds drawn, equally often; "" = the default mix (bands most with a previous
+    # frame, strokes and text most without).
+    masks: str = ""
     shift_px: float = 3.0  # standard deviation of the previous frame's global shift
     still: float = 0.15  # share of previous frames without motion (static camera)
     relight: float = 0.08  # brightness gain within 1 +- this (offset: half of it)
@@ -80,6 +84,15 @@ class InpaintTrainConfig:
             if not 0 <= getattr(self, field) <= 1:
                 raise ValueError(f"{option(field)} must be in 0..1, not {getattr(self, field)}")
         require_file(self.init_from, "init_from")
+        unknown = set(self.mask_kinds()) - set(MASK_KINDS)
+        if unknown:
+            raise ValueError(
+                f"--masks: unknown kind(s) {', '.join(sorted(unknown))}; choose from "
+                f"{', '.join(MASK_KINDS)}, comma-separated"
+            )
+
+    def mask_kinds(self) -> tuple[str, ...]:
+        return tuple(kind.strip() for kind in self.masks.split(",") if kind.strip())
 
 
 def learning_rate(config: InpaintTrainConfig, step: int) -> float:
@@ -198,7 +211,9 @@ class InpaintSampler:
         motion: tuple[float, float, float] = (3.0, 0.15, 0.08),
         codec=None,
         codec_share: float = 0.0,
+        mask_kinds: tuple[str, ...] = (),
     ):
+        self.mask_kinds = mask_kinds  # drawn equally often; () = the default mix
         self.images = images
         self.crop = crop
         self.no_previous = no_previous
@@ -222,9 +237,12 @@ class InpaintSampler:
         current = patch[margin : margin + crop, margin : margin + crop].astype(np.float32) / 255
         with_previous = rng.random() >= self.no_previous
         previous = synthesize_previous(rng, patch, crop, *self.motion) if with_previous else None
-        kinds = ("band", "strokes", "rects", "text")
-        weights = (0.6, 0.15, 0.1, 0.15) if with_previous else (0.25, 0.3, 0.15, 0.3)
-        mask = random_mask(rng, crop, str(rng.choice(kinds, p=weights)))
+        if self.mask_kinds:
+            kind = str(rng.choice(self.mask_kinds))
+        else:
+            weights = (0.6, 0.15, 0.1, 0.15) if with_previous else (0.25, 0.3, 0.15, 0.3)
+            kind = str(rng.choice(MASK_KINDS, p=weights))
+        mask = random_mask(rng, crop, kind)
         if mask.sum() == 0:
             mask[crop // 3 : crop // 2] = 1
         return current, previous, mask
@@ -402,6 +420,7 @@ def train_inpaint(config: InpaintTrainConfig) -> Path:
         motion,
         codec,
         config.codec_share,
+        config.mask_kinds(),
     )
     with log_path.open("a") as log:
         start = {

@@ -62,3 +62,23 @@ def test_inpaint_example(tmp_path):
     assert result["hole_psnr_db"]["inpaint"] > result["hole_psnr_db"]["gray"]
     panel = cv2.imread(str(tmp_path / "out" / "inpaint_example.png"))
     assert panel.shape == (120, 480, 3)
+
+
+def test_inpaint_set_compares_the_network_with_its_start_and_opencv(tmp_path):
+    net = InpaintNet()  # untrained: its correction is zero, so it returns the smooth fill
+    weights = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    model = tmp_path / "inpaint.safetensors"
+    save_weights_file(model, "inpaint", net.config.to_dict(), weights, {})
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"im{i}.png"), natural_like_image(120, 160 + 16 * i))
+    out = tmp_path / "out"
+    args = ["inpaint", "--images", str(images), "--out", str(out), "--inpaint-models", str(model)]
+    assert main(args) == 0
+    result = json.loads((out / "inpaint_set.json").read_text())
+    assert len(result["per_image"]) == 4  # two images, caption and strokes each
+    for row in result["per_image"]:
+        assert row["inpaint"] == row["smooth_fill"]  # the file's stem names its column
+        assert max(row[name] for name in ("inpaint", "opencv_telea", "opencv_ns")) > row["gray"]
+    assert result["summary"]["strokes"]["inpaint"]["beats_smooth_fill"] == 0

@@ -67,3 +67,21 @@ def test_a_huge_grow_fills_the_whole_image_without_a_huge_kernel(files, capsys):
     assert f"{60 * 90} pixels filled" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([*args, "--grow", "-1"])
+
+
+def test_an_image_alone_gets_the_image_network_and_with_a_previous_frame_the_video_one(
+    files, monkeypatch
+):
+    from receiver import inpaint
+
+    loaded = []
+    real_load = inpaint.Inpainter.load
+    monkeypatch.setattr(
+        inpaint.Inpainter, "load", staticmethod(lambda name: loaded.append(name) or real_load(name))
+    )
+    folder, _, _ = files
+    args = ["--image", str(folder / "in.png"), "--mask", str(folder / "mask.png")]
+    args += ["--out", str(folder / "out.png")]
+    assert main(args) == 0
+    assert main([*args, "--previous", str(folder / "in.png")]) == 0
+    assert loaded == ["inpaint-image", "inpaint"]

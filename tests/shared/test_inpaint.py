@@ -108,7 +108,8 @@ def test_shipped_model_is_pinned_and_kept_out_of_the_codec_zoo():
     assert "inpaint" not in ZOO
     if "inpaint" not in AUXILIARY:
         pytest.skip("no inpainting model shipped")
-    path, pinned = resolve_auxiliary_path("inpaint")
-    assert path.parent == ZOO_DIR and path.exists()
-    inpainter = Inpainter.load("inpaint")
-    assert inpainter.content_sha256 == pinned
+    for name in ("inpaint", "inpaint-image"):
+        assert name not in ZOO
+        path, pinned = resolve_auxiliary_path(name)
+        assert path.parent == ZOO_DIR and path.exists()
+        assert Inpainter.load(name).content_sha256 == pinned

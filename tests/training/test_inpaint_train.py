@@ -11,6 +11,7 @@ from shared.models.inpaint import Inpainter
 from tests.conftest import natural_like_image, write_images
 from training.__main__ import main
 from training.inpaint import (
+    InpaintSampler,
     InpaintTrainConfig,
     export_inpaint,
     random_mask,
@@ -37,6 +38,24 @@ def test_masks_and_previous_frame():
     assert previous.shape == (64, 64, 3) and previous.dtype == np.float32
     current = patch[16:80, 16:80] / 255
     assert 0 < np.abs(previous - current).mean() < 0.2  # similar, not equal
+
+
+def test_masks_option_draws_only_the_kinds_named(tmp_path, monkeypatch):
+    import training.inpaint as inpaint
+
+    drawn = []
+    real = inpaint.random_mask
+    monkeypatch.setattr(
+        inpaint, "random_mask", lambda rng, size, kind: drawn.append(kind) or real(rng, size, kind)
+    )
+    images = [natural_like_image(96, 96)]
+    sampler = InpaintSampler(images, 64, 1.0, 0, mask_kinds=("strokes", "text"))
+    for _ in range(40):
+        sampler.sample()
+    assert set(drawn) == {"strokes", "text"}
+    with pytest.raises(ValueError, match="--masks: unknown kind"):
+        InpaintTrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), masks="strokes,blobs")
+    assert InpaintTrainConfig(data=str(tmp_path), out=str(tmp_path / "o")).mask_kinds() == ()
 
 
 def test_train_resume_export_and_load(tmp_path, train_folder):
