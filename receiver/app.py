@@ -105,7 +105,7 @@ class Receiver:
         self.originals_expected = False  # subscribed to the sender's lossless originals
         # With show_code and originals: a frame waits here for its original, which the
         # sender publishes right after it, to be shown as reconstruction | code | original.
-        self.waiting_view: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.waiting_view: tuple[int, np.ndarray, np.ndarray, int] | None = None  # +stride
         self.strip: StripSampler | None = None  # samples for strip.png (with --out)
         self.latents: OrderedDict[int, np.ndarray] = OrderedDict()
         self.concealer = Concealer("copy")  # run_receiver sets the configured one
@@ -270,7 +270,7 @@ class Receiver:
         if self.sink is not None:
             if self.show_code and self.originals_expected:
                 self.show_waiting_view()  # its original did not come before this frame
-                self.waiting_view = (message.seq, latents, rgb)
+                self.waiting_view = (message.seq, latents, rgb, self.codec.stride)
             else:
                 self._show(code_view(latents, rgb, self.codec.stride) if self.show_code else rgb)
         self.last_shown = rgb
@@ -314,9 +314,9 @@ class Receiver:
         was not received; nothing when no frame waits."""
         if self.waiting_view is None or self.sink is None:
             return
-        _, latents, rgb = self.waiting_view
+        _, latents, rgb, stride = self.waiting_view
         self.waiting_view = None
-        self._show(code_view(latents, rgb, self.codec.stride, original, with_original=True))
+        self._show(code_view(latents, rgb, stride, original, with_original=True))
 
     def _match(self, seq: int, original: np.ndarray) -> None:
         record, reconstruction = self.recent[seq]
