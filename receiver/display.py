@@ -80,7 +80,7 @@ class FrameSink:
         self.show = show
         self.record_path = record
         self.fps = fps
-        self.writer: cv2.VideoWriter | None = None
+        self.writer: cv2.VideoWriter | H264Writer | None = None
         self.size: tuple[int, int] | None = None  # the video's (width, height)
         self.closed_by_user = False
         self.window_open = False
@@ -120,6 +120,12 @@ class FrameSink:
         self.window_open = True
 
     def _open_writer(self, size: tuple[int, int]) -> None:
+        if Path(self.record_path).suffix.lower() in H264_SUFFIXES:
+            try:
+                self.writer, self.size = H264Writer(self.record_path, self.fps, size), size
+                return
+            except (ImportError, OSError, ValueError):  # no PyAV or no libx264: OpenCV's
+                pass
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
         writer = cv2.VideoWriter(self.record_path, fourcc, self.fps, size)
         if not writer.isOpened():
@@ -138,6 +144,52 @@ class FrameSink:
             self.writer.release()
         if self.show:
             cv2.destroyAllWindows()
+
+
+H264_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+class H264Writer:
+    """``--record`` as H.264 (libx264 through PyAV, 4:2:0, CRF 18, one thread), which
+    browsers and phones play; OpenCV's wheels have no H.264 encoder, only MPEG-4 part 2.
+    Frames of odd width or height get one edge column or row repeated (4:2:0 needs even
+    sides). Same interface as ``cv2.VideoWriter``: ``write(bgr)``, ``release()``. Raises
+    ``ImportError`` without PyAV and ``OSError``/``ValueError`` when the file or encoder
+    cannot be opened."""
+
+    def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
+        import av
+
+        self.rate = max(1, round(fps))
+        self.container = av.open(path, "w")
+        try:
+            stream = self.container.add_stream("libx264", rate=self.rate)
+            stream.width, stream.height = size[0] + size[0] % 2, size[1] + size[1] % 2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18", "preset": "veryfast"}
+            stream.codec_context.thread_count = 1  # the decoder needs the other cores
+        except Exception:
+            self.container.close()
+            raise
+        self.stream = stream
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        import av
+
+        pad = ((0, self.stream.height - bgr.shape[0]), (0, self.stream.width - bgr.shape[1]))
+        if pad[0][1] or pad[1][1]:
+            bgr = np.pad(bgr, (*pad, (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+        frame.pts = self.frames
+        self.frames += 1
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def release(self) -> None:
+        for packet in self.stream.encode():  # flush the encoder's delayed frames
+            self.container.mux(packet)
+        self.container.close()
 
 
 def plot_run(records: list[FrameRecord], path: Path) -> None:
