@@ -30,12 +30,17 @@ _WINDOW_PROBE = (
 PROBE_TIMEOUT_S = 30.0
 
 
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV build has a GUI backend (not opencv-python-headless)."""
+    info = cv2.getBuildInformation()
+    gui_line = next((line for line in info.splitlines() if "GUI:" in line), "")
+    return gui_line.split(":")[-1].strip().upper() not in ("", "NONE", "NO")
+
+
 def gui_problem() -> str | None:
     """Why OpenCV cannot open a window on this machine, or ``None`` when it can. Takes
     0.3-1 s (a child process opens a test window) when the quick checks pass."""
-    info = cv2.getBuildInformation()
-    gui_line = next((line for line in info.splitlines() if "GUI:" in line), "")
-    if gui_line.split(":")[-1].strip().upper() in ("", "NONE", "NO"):
+    if not opencv_has_gui():
         return (
             "this OpenCV build has no GUI support (opencv-python-headless); install the GUI "
             "build in its place: pip uninstall -y opencv-python-headless && pip install "

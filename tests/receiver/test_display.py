@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from receiver.display import FrameSink, gui_problem, overlay
+from receiver.display import FrameSink, gui_problem, opencv_has_gui, overlay
 from tests.conftest import ROOT, natural_like_image
 from tests.test_end_to_end import run_pair
 
@@ -68,16 +68,10 @@ def test_a_recording_opencv_cannot_write_is_dropped_with_a_warning(tmp_path, cap
     assert len(err) == 1 and "not recording" in err[0]
 
 
-def gui_build() -> bool:
-    info = cv2.getBuildInformation()
-    line = next((line for line in info.splitlines() if "GUI:" in line), "")
-    return line.split(":")[-1].strip().upper() not in ("", "NONE", "NO")
-
-
 @pytest.fixture(scope="module")
 def virtual_display():
     """An Xvfb display (``:N``) for the window paths; .ci/run installs Xvfb."""
-    if not gui_build():
+    if not opencv_has_gui():
         pytest.skip("this OpenCV build has no GUI")
     if not sys.platform.startswith("linux") or shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed")
@@ -151,7 +145,7 @@ def test_receiver_show_streams_into_a_window(
 def test_show_on_a_display_that_cannot_be_reached_is_one_clear_line(
     tiny_model_path, subprocess_env
 ):
-    if not gui_build() or not sys.platform.startswith("linux"):
+    if not opencv_has_gui() or not sys.platform.startswith("linux"):
         pytest.skip("needs GUI OpenCV on Linux")
     unused = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
     result = subprocess.run(
