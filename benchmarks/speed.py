@@ -213,6 +213,23 @@ def time_compressai(frames: list[np.ndarray]) -> dict:
     }
 
 
+def time_face_detection(frames: list[np.ndarray], count: int = 10) -> dict:
+    """The region-of-interest face detector (``shared.roi.face_boxes``, what ``--roi face``
+    runs on a worker thread) on the first ``count`` frames: milliseconds per detection and
+    how many frames had a face. The first call, which loads the cascade, is not timed."""
+    from shared.roi import face_boxes
+
+    rgb_frames = [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) for bgr in frames[:count]]
+    face_boxes(rgb_frames[0])
+    detect_s, with_face = [], 0
+    for rgb in rgb_frames:
+        t0 = time.perf_counter()
+        boxes = face_boxes(rgb)
+        detect_s.append(time.perf_counter() - t0)
+        with_face += bool(len(boxes))
+    return {**_summary(detect_s), "frames": len(rgb_frames), "frames_with_face": with_face}
+
+
 def profile_transforms(codec: ImageCodec, frame: np.ndarray, level: int) -> str:
     """PyTorch profiler table (top 15 operators by self CPU time) of one encode and decode."""
     from torch.profiler import ProfilerActivity, profile
@@ -362,6 +379,7 @@ def run_speed(
                 "compressai_bmshj2018_factorized": _guard(lambda f=bgr_frames: time_compressai(f)),
             }
         torch.set_num_threads(1)
+        entry["face_detection"] = time_face_detection(bgr_frames)
         table = profile_transforms(codec, bgr_frames[0], level)
         profiles.append(f"== {label}, 1 thread ==\n{table}")
         report["sizes"][label] = entry
@@ -424,3 +442,10 @@ def print_table(label: str, entry: dict) -> None:
         )
         if "unavailable" in result["compressai_bmshj2018_factorized"]:
             print(f"    CompressAI: {result['compressai_bmshj2018_factorized']['unavailable']}")
+    faces = entry.get("face_detection")
+    if faces:
+        print(
+            f"  face detection (--roi face, 1 torch thread): {faces['median_ms']:.1f} / "
+            f"{faces['p95_ms']:.1f} ms, a face in {faces['frames_with_face']} of "
+            f"{faces['frames']} frames"
+        )

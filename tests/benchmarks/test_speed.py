@@ -75,3 +75,26 @@ def test_time_stream_splits_key_and_predicted_frames(frames, tiny_model_path):
             assert parts > 0.5 * entry[f"{end}_total"]["median_ms"]
         assert 0 < entry["coding_share_pct"] < 100
     assert not {"to_tensor", "transform", "synthesize"} & set(codec.__dict__)  # put back
+
+
+def test_face_detection_is_timed_on_the_real_detector_and_counts_faces(frames, monkeypatch):
+    from benchmarks.speed import time_face_detection
+
+    # The real cascade on face-free frames: timed, and no face counted.
+    result = time_face_detection(frames, count=2)
+    assert result["frames"] == 2 and result["frames_with_face"] == 0
+    assert result["p95_ms"] >= result["median_ms"] > 0
+    # Counting follows what the detector returns (here: a face in every other call).
+    import shared.roi
+
+    calls = []
+
+    def fake(rgb, *args):
+        calls.append(rgb.shape)
+        return np.zeros((len(calls) % 2, 4))
+
+    monkeypatch.setattr(shared.roi, "face_boxes", fake)
+    result = time_face_detection(frames)
+    assert len(calls) == len(frames) + 1  # one untimed warm-up call
+    assert result["frames"] == len(frames) and result["frames_with_face"] == 2
+    assert calls[0] == frames[0].shape
