@@ -114,16 +114,23 @@ sink.close()
 
 def test_show_puts_the_video_in_a_window_and_notices_it_closing(virtual_display, subprocess_env):
     env = {**subprocess_env, "DISPLAY": virtual_display}
-    result = subprocess.run(
-        [sys.executable, "-c", WINDOW_SCRIPT, virtual_display],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # Qt 5 on a bare Xvfb (no window manager) leaves some windows unpainted, black on the
+    # screen although mapped and viewable: plain cv2.imshow, without this project's code,
+    # did so in 3 of 15, 2 of 15 and 11 of 40 new processes here. Only that symptom (no
+    # pixel of the frame anywhere) gets a new process; anything else shown fails at once.
+    for _attempt in range(6):
+        result = subprocess.run(
+            [sys.executable, "-c", WINDOW_SCRIPT, virtual_display],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+        if seen["shown"] != [0, 0]:
+            break
     assert seen["shown"] == [480, 240]  # the whole frame, unscaled, on the screen
     assert seen["overlay"]  # the statistics' dark band (green // 3) over its corner
     assert not seen["before"] and seen["closed"]
