@@ -93,6 +93,20 @@ def stroke_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray
     return mask
 
 
+def band_mask(height: int, width: int, rng: np.random.Generator, rows: int = 128) -> np.ndarray:
+    """``uint8`` mask (255 = hole) of one lost slice: ``rows`` whole pixel rows (a stream's
+    slice of 8 latent rows at stride 16; a third of the height at most) at a random
+    multiple of 16, never the first or last slice, so rows above and below remain."""
+    rows = min(rows, height // 3 // 16 * 16)
+    mask = np.zeros((height, width), np.uint8)
+    slots = (height - rows) // 16
+    if rows <= 0 or slots < 2:
+        return mask
+    top = 16 * int(rng.integers(1, slots))
+    mask[top : top + rows] = 255
+    return mask
+
+
 def smooth_filled(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The push-pull fill the network starts from (``shared.models.inpaint.smooth_fill``)."""
     import torch
@@ -123,8 +137,9 @@ def run_inpaint_set(
     text: str = "latentcast|inpainting",
     limit: int | None = None,
 ) -> dict:
-    """Every image of the folder ``images`` with two holes in turn, the caption of
-    ``run_example`` and random strokes (seeded per image): PSNR (dB) over the hole against
+    """Every image of the folder ``images`` with three holes in turn, the caption of
+    ``run_example``, random strokes and a lost slice's band as the receiver conceals it in a
+    stream's first frame (both seeded per image): PSNR (dB) over the hole against
     the image for each network of ``models`` (no previous frame), the smooth fill the
     networks start from, OpenCV's Telea and Navier-Stokes inpainting (radius 5) and gray.
     Writes ``OUT/inpaint_set.json`` (per image, and mean and median per mask)."""
@@ -145,6 +160,7 @@ def run_inpaint_set(
         masks = {
             "caption": caption_mask(height, width, text),
             "strokes": stroke_mask(height, width, np.random.default_rng(index)),
+            "band": band_mask(height, width, np.random.default_rng(10_000 + index)),
         }
         for kind, mask in masks.items():
             hole = mask > 127
@@ -168,7 +184,7 @@ def run_inpaint_set(
             row.update({name: hole_psnr(filled[name], rgb, hole) for name in methods})
             rows.append(row)
     summary = {}
-    for kind in ("caption", "strokes"):
+    for kind in ("caption", "strokes", "band"):
         chosen = [row for row in rows if row["mask"] == kind]
         if chosen:
             summary[kind] = {

@@ -9,7 +9,9 @@ previous frame's latents) or of zeros. ``Concealer`` replaces it:
   damaged bands did not change since the previous picture (``context_change`` at most
   ``STILL_CHANGE``, calibrated on training crops), the previous picture is copied instead.
   Otherwise the network gets the previous picture shifted by the motion measured on those
-  rows (``receiver.motion``), so it starts from a fill that follows pans and moving heads;
+  rows (``receiver.motion``), so it starts from a fill that follows pans and moving heads.
+  Without a previous picture (the stream's first frame, a new frame size) the bundled
+  concealer uses ``inpaint-image``, the network trained on images alone, when it loads;
 - ``motion``: the previous picture's pixels shifted by that motion, no network;
 - ``copy``: the previous picture's pixels (what the receiver did before);
 - ``gray``: mid-gray, a baseline.
@@ -26,6 +28,7 @@ from .motion import band_motion, shifted_previous
 
 METHODS = ("inpaint", "motion", "copy", "gray")
 CONTEXT_ROWS = 96  # rows above and below the damaged bands that the network sees
+IMAGE_MODEL = "inpaint-image"  # the bundled network for bands without a previous picture
 
 
 def damaged_mask(
@@ -44,13 +47,18 @@ class Concealer:
     """Fills damaged bands with ``method`` (one of ``METHODS``); ``motion=False`` gives
     ``inpaint`` the unshifted previous picture (for comparison)."""
 
-    def __init__(self, method: str = "copy", inpainter=None, motion: bool = True) -> None:
+    def __init__(
+        self, method: str = "copy", inpainter=None, motion: bool = True, image_inpainter=None
+    ) -> None:
+        """``image_inpainter`` (optional) fills bands that have no previous picture;
+        without it ``inpainter`` does."""
         if method not in METHODS:
             raise ValueError(f"concealment must be one of {METHODS}, not {method!r}")
         if method == "inpaint" and inpainter is None:
             raise ValueError("inpainting concealment needs an inpainting model")
         self.method = method
         self.inpainter = inpainter
+        self.image_inpainter = image_inpainter or inpainter
         self.motion = motion
         self.bands = 0  # damaged bands filled so far
         self.copied = 0  # groups of damaged bands that ``inpaint`` copied (still surroundings)
@@ -66,13 +74,20 @@ class Concealer:
         from shared.models.inpaint import Inpainter
 
         try:
-            inpainter = Inpainter.load() if model is None else Inpainter.load(model)
-            return cls("inpaint", inpainter)
+            if model is not None:
+                return cls("inpaint", Inpainter.load(model))
+            inpainter = Inpainter.load()
         except ModelFileError as error:
             if model is not None:
                 raise ModelFileError(f"--inpaint-model: {error}") from error
             log(f"receiver: no inpainting model ({error}); concealing with copy-previous")
             return cls("copy")
+        try:  # for frames without a previous picture; measured better there (inpaint.md)
+            image_inpainter = Inpainter.load(IMAGE_MODEL)
+        except ModelFileError as error:
+            log(f"receiver: no {IMAGE_MODEL} model ({error}); the first frame uses inpaint")
+            image_inpainter = None
+        return cls("inpaint", inpainter, image_inpainter=image_inpainter)
 
     def __call__(
         self,
@@ -125,7 +140,8 @@ class Concealer:
             if previous is not None:
                 motion = band_motion(rgb, previous, first, end) if self.motion else (0, 0)
                 part = shifted_previous(previous, motion, top, bottom)
-            out[top:bottom] = self.inpainter(out[top:bottom], hole[top:bottom], part)
+            inpainter = self.inpainter if part is not None else self.image_inpainter
+            out[top:bottom] = inpainter(out[top:bottom], hole[top:bottom], part)
         return out
 
 

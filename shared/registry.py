@@ -91,7 +91,7 @@ def faster_model(name: str) -> str | None:
 AUXILIARY: dict[str, tuple[str, str]] = {
     "inpaint": (
         "inpaint.safetensors",
-        "1760e5509e89633aded8c22c3df25b4eab4115436e1b1ad5465163283b183284",  # pin:inpaint
+        "04a39eb3c54c87d6e8a321efea2f99e31dfa982ffe811e061fc06e6fa7a28c78",  # pin:inpaint
     ),
     # The same network trained on images alone: python -m receiver.inpaint without --previous.
     "inpaint-image": (

@@ -3,6 +3,7 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from benchmarks.__main__ import main
@@ -77,8 +78,22 @@ def test_inpaint_set_compares_the_network_with_its_start_and_opencv(tmp_path):
     args = ["inpaint", "--images", str(images), "--out", str(out), "--inpaint-models", str(model)]
     assert main(args) == 0
     result = json.loads((out / "inpaint_set.json").read_text())
-    assert len(result["per_image"]) == 4  # two images, caption and strokes each
+    assert len(result["per_image"]) == 6  # two images, caption, strokes and band each
+    assert {row["mask"] for row in result["per_image"]} == {"caption", "strokes", "band"}
     for row in result["per_image"]:
         assert row["inpaint"] == row["smooth_fill"]  # the file's stem names its column
         assert max(row[name] for name in ("inpaint", "opencv_telea", "opencv_ns")) > row["gray"]
     assert result["summary"]["strokes"]["inpaint"]["beats_smooth_fill"] == 0
+
+
+def test_a_band_hole_is_whole_rows_of_one_slice_with_rows_left_above_and_below():
+    from benchmarks.inpaint_example import band_mask
+
+    for seed in range(20):
+        mask = band_mask(512, 768, np.random.default_rng(seed)) > 0
+        rows = np.flatnonzero(mask.any(axis=1))
+        assert mask[rows].all() and len(rows) == 128 and np.ptp(rows) == 127
+        assert rows[0] % 16 == 0 and rows[0] >= 16 and rows[-1] < 512 - 16
+    small = band_mask(120, 160, np.random.default_rng(0)) > 0
+    assert small.any(axis=1).sum() == 32  # a third of the height at most, whole slices
+    assert not band_mask(40, 64, np.random.default_rng(0)).any()  # too small for a band

@@ -118,6 +118,34 @@ def test_inpaint_falls_back_to_copy_without_the_bundled_model(monkeypatch):
         Concealer("blur")
 
 
+def test_the_bundled_concealer_fills_frames_without_a_previous_picture_with_inpaint_image():
+    from shared.registry import AUXILIARY
+
+    concealer = Concealer.create("inpaint", None)
+    assert concealer.inpainter.content_sha256 == AUXILIARY["inpaint"][1]
+    assert concealer.image_inpainter.content_sha256 == AUXILIARY["inpaint-image"][1]
+    used = []
+
+    def spy(name, network):
+        def run(image, hole, part):
+            used.append((name, part is None))
+            return network(image, hole, part)
+
+        return run
+
+    for name in ("inpainter", "image_inpainter"):
+        setattr(concealer, name, spy(name, getattr(concealer, name)))
+    rgb, previous = natural_like_image(96, 64, seed=3), natural_like_image(96, 64, seed=4)
+    first = concealer(rgb, None, [1], 2, 16)  # the stream's first frame: nothing to copy
+    concealer(rgb, previous, [1], 2, 16)  # rows around changed: the network, not a copy
+    assert used == [("image_inpainter", True), ("inpainter", False)]
+    mask = damaged_mask(96, 64, [1], 2, 16)
+    assert np.array_equal(first[~mask], rgb[~mask]) and not np.array_equal(first, rgb)
+    # A network named on the command line serves both cases.
+    named = Concealer.create("inpaint", "inpaint-image")
+    assert named.image_inpainter is named.inpainter
+
+
 def test_a_named_inpainting_model_that_does_not_load_is_an_error(tmp_path):
     logs = []
     with pytest.raises(ModelFileError, match="--inpaint-model"):
