@@ -51,9 +51,9 @@ class RoiSettings:
         feather: latent positions over which the map ramps from inside to outside.
         max_busy: in the background, the detector's share of the time at most: after a
             detection that took ``t`` seconds it rests ``t * (1 / max_busy - 1)`` before the
-            next (the NumPy cascade takes about 0.35 s at 640x480 on one core here, longer
+            next (the NumPy cascade takes about 0.3 s at 640x480 on one core here, longer
             than 10 frames at 30 fps, and would otherwise run without pause beside the
-            encoder).
+            encoder; ``python -m benchmarks speed`` measures it).
     """
 
     interval: int = 10
