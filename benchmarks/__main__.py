@@ -147,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     roi.add_argument(
         "--skip-l1", type=non_negative_int, default=None, help="outside, predicted frames"
     )
+    face_search = commands.add_parser(
+        "face-search", help="near-face search vs whole-frame face scans (--roi face)"
+    )
+    face_search.add_argument("--videos", required=True, help="folder with the clips")
+    face_search.add_argument("--out", required=True, type=folder_to_write, help="output folder")
+    face_search.add_argument("--frames", type=positive_int, default=90, help="frames per clip")
+    face_search.add_argument(
+        "--step", type=positive_int, default=10, help="scan every Nth frame (the sender's 10)"
+    )
+    face_search.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
     stream = commands.add_parser(
         "stream", help="sender and receiver processes, optionally over a shaped link"
     )
@@ -285,6 +295,14 @@ def _clips(args, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(args.clips) if args.clips else default
 
 
+def _face_search(args) -> int:
+    from .face_search import run_face_search
+    from .roi import DEFAULT_CLIPS
+
+    run_face_search(args.videos, args.out, args.frames, args.step, _clips(args, DEFAULT_CLIPS))
+    return 0
+
+
 def _rd(args) -> int:
     from .rd import run_rd
 
@@ -403,6 +421,7 @@ _RUNNERS = {
     "video": _video,
     "rate": _rate,
     "roi": _roi,
+    "face-search": _face_search,
     "stream": _stream,
     "conceal": _conceal,
     "inpaint-example": _inpaint_example,

@@ -214,20 +214,37 @@ def time_compressai(frames: list[np.ndarray]) -> dict:
 
 
 def time_face_detection(frames: list[np.ndarray], count: int = 10) -> dict:
-    """The region-of-interest face detector (``shared.roi.face_boxes``, what ``--roi face``
-    runs on a worker thread) on the first ``count`` frames: milliseconds per detection and
-    how many frames had a face. The first call, which loads the cascade, is not timed."""
-    from shared.roi import face_boxes
+    """The region-of-interest face detector (what ``--roi face`` runs on a worker thread)
+    on the first ``count`` frames: milliseconds per whole-frame scan
+    (``shared.roi.face_boxes``) and how many frames had a face; under ``near``, per search
+    near the faces of the frame before (``shared.roi.face_boxes_near``, on the frames that
+    follow one with a face) and how many of those found one. The first call, which loads
+    the cascade, is not timed."""
+    from shared import roi
 
     rgb_frames = [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) for bgr in frames[:count]]
-    face_boxes(rgb_frames[0])
-    detect_s, with_face = [], 0
+    roi.face_boxes(rgb_frames[0])
+    detect_s, with_face, found = [], 0, []
     for rgb in rgb_frames:
         t0 = time.perf_counter()
-        boxes = face_boxes(rgb)
+        boxes = roi.face_boxes(rgb)
         detect_s.append(time.perf_counter() - t0)
         with_face += bool(len(boxes))
-    return {**_summary(detect_s), "frames": len(rgb_frames), "frames_with_face": with_face}
+        found.append(boxes)
+    near_s, near_found = [], 0
+    for known, rgb in zip(found[:-1], rgb_frames[1:], strict=True):
+        if len(known):
+            t0 = time.perf_counter()
+            boxes = roi.face_boxes_near(rgb, known)
+            near_s.append(time.perf_counter() - t0)
+            near_found += bool(len(boxes))
+    near = {**_summary(near_s), "searches": len(near_s), "found": near_found} if near_s else {}
+    return {
+        **_summary(detect_s),
+        "frames": len(rgb_frames),
+        "frames_with_face": with_face,
+        "near": near,
+    }
 
 
 def profile_transforms(codec: ImageCodec, frame: np.ndarray, level: int) -> str:
@@ -449,3 +466,9 @@ def print_table(label: str, entry: dict) -> None:
             f"{faces['p95_ms']:.1f} ms, a face in {faces['frames_with_face']} of "
             f"{faces['frames']} frames"
         )
+        if faces.get("near"):
+            near = faces["near"]
+            print(
+                f"    near the last faces: {near['median_ms']:.1f} / {near['p95_ms']:.1f} ms,"
+                f" a face in {near['found']} of {near['searches']} searches"
+            )

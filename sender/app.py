@@ -533,7 +533,7 @@ class SendLoop:
         """The run's totals, with rates over the time from the start (after the warm-up) to
         ``end``."""
         elapsed = max(end - self.started, 1e-9)
-        rate, feedback = self.rate, self.feedback
+        rate, feedback, roi = self.rate, self.feedback, self.publisher.roi
         return {
             "frames": self.sent,
             "seconds": round(elapsed, 3),
@@ -552,6 +552,14 @@ class SendLoop:
             "refused_handshakes": self.publisher.refused,
             "rate_skipped_frames": rate.skipped if rate is not None else 0,
             "rate_target_kbps": rate.target_kbps if rate is not None and rate.limited else None,
+            # --roi: face detections run (whole-frame scans, searches near known faces), and
+            # their mean time (ms)
+            "face_searches": dict(roi.searches) if roi is not None else None,
+            "face_search_ms": (
+                {k: 1000 * roi.search_s[k] / max(1, n) for k, n in roi.searches.items()}
+                if roi is not None
+                else None
+            ),
         }
 
 

@@ -2,7 +2,9 @@
 
 The sender finds faces with OpenCV's frontal-face Haar cascade (``shared.haar``) every
 ``interval`` frames and keeps the last boxes in between (and through up to ``hold``
-detections that find nothing). Each face box is widened to take in hair, ears, neck and
+detections that find nothing). A live sender scans the whole frame now and then and, in
+between, only near the faces it knows (``face_boxes_near``: about a tenth of the time), so
+the region follows a moving head. Each face box is widened to take in hair, ears, neck and
 shoulders (``RoiSettings.margin_*``); the union of these regions is the *region of
 interest*. On the latent grid (one position per ``stride x stride`` pixels) a position is
 inside when its cell touches the region; outside positions get a ``QualityMap``
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .haar import detector
+from .haar import detector, group_rectangles
 from .inter import QualityMap
 
 ROI_MODES = ("face",)
@@ -49,11 +51,18 @@ class RoiSettings:
         skip_l1: outside, added to ``VideoSettings.skip_l1`` (positions whose residual L1
             norm is at most the sum are skipped).
         feather: latent positions over which the map ramps from inside to outside.
-        max_busy: in the background, the detector's share of the time at most: after a
-            detection that took ``t`` seconds it rests ``t * (1 / max_busy - 1)`` before the
-            next (the NumPy cascade takes about 0.3 s at 640x480 on one core here, longer
-            than 10 frames at 30 fps, and would otherwise run without pause beside the
-            encoder; ``python -m benchmarks speed`` measures it).
+        search_margin: a search near a known face looks this many multiples of the face's
+            width (each side) and height (above, below) beyond its box.
+        search_span: ... and for faces from the box's size divided by this to the size
+            times this.
+        max_busy: in the background, the detector's share of the time at most (the NumPy
+            cascade takes about 0.3 s per whole 640x480 frame on one core here, longer than
+            10 frames at 30 fps, and would otherwise run without pause beside the encoder;
+            ``python -m benchmarks speed`` measures it). While no face is known, whole-frame
+            scans get all of it: after one of ``t`` seconds the next waits
+            ``t * (1 / max_busy - 1)``. While faces are known, whole-frame scans and
+            searches near the faces get half each (each waits ``t * (2 / max_busy - 1)``
+            after the last of its kind).
     """
 
     interval: int = 10
@@ -66,6 +75,8 @@ class RoiSettings:
     deadzone: float = 3.0
     skip_l1: int = 16
     feather: int = 1
+    search_margin: float = 0.35
+    search_span: float = 1.2
     max_busy: float = 0.1
 
     def __post_init__(self) -> None:
@@ -75,12 +86,86 @@ class RoiSettings:
             raise ValueError("the outside's deadzones and skip threshold must be >= 0")
         if not 0 < self.max_busy <= 1:
             raise ValueError("max_busy must be in (0, 1]")
+        if self.search_margin < 0 or self.search_span < 1:
+            raise ValueError("search_margin must be >= 0 and search_span >= 1")
+
+
+_SCALE_FACTOR, _MIN_NEIGHBORS = 1.1, 3  # detectMultiScale's
 
 
 def face_boxes(rgb: np.ndarray, min_face: float = RoiSettings.min_face) -> np.ndarray:
     """``(n, 4)`` face boxes ``(x, y, w, h)`` in an ``(H, W, 3)`` ``uint8`` RGB frame."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return _detect()(gray, 1.1, 3, max(24, int(gray.shape[0] * min_face)))
+    return _detect()(gray, _SCALE_FACTOR, _MIN_NEIGHBORS, _smallest_face(gray, min_face))
+
+
+def _smallest_face(gray: np.ndarray, min_face: float) -> int:
+    return max(24, int(gray.shape[0] * min_face))
+
+
+def face_boxes_near(
+    rgb: np.ndarray, known: np.ndarray, settings: RoiSettings = RoiSettings()
+) -> np.ndarray:
+    """Faces near the ``known`` boxes ``(n, 4)`` ``(x, y, w, h)`` of an earlier frame, in
+    the same form as ``face_boxes`` and with the same cascade, but only within
+    ``settings.search_margin`` of each box and at sizes within ``settings.search_span`` of
+    it: a face that moved or turned a little is found again at a fraction of a whole-frame
+    scan's cost; a new face elsewhere is not.
+
+    Overlapping search areas are searched as one, and the raw detections of all areas are
+    grouped together (OpenCV's ``groupRectangles``), as a whole-frame scan groups them."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    height, width = gray.shape
+    smallest = _smallest_face(gray, settings.min_face)
+    areas = []  # [x0, y0, x1, y1, smallest face, largest face]
+    for x, y, w, h in np.asarray(known, dtype=np.float64).reshape(-1, 4):
+        margin_x, margin_y = settings.search_margin * w, settings.search_margin * h
+        areas.append(
+            [
+                max(0, int(x - margin_x)),
+                max(0, int(y - margin_y)),
+                min(width, int(np.ceil(x + w + margin_x))),
+                min(height, int(np.ceil(y + h + margin_y))),
+                max(smallest, int(w / settings.search_span)),
+                int(np.ceil(max(w, h) * settings.search_span)),
+            ]
+        )
+    found = []
+    for x0, y0, x1, y1, low, high in _merge_overlapping(areas):
+        if high < low or min(x1 - x0, y1 - y0) < low:
+            continue
+        crop = np.ascontiguousarray(gray[y0:y1, x0:x1])
+        raw = _detect()(crop, _SCALE_FACTOR, 0, low, high)  # min_neighbors 0: ungrouped
+        found.append(np.asarray(raw, dtype=np.int64).reshape(-1, 4) + [x0, y0, 0, 0])
+    raw = np.concatenate(found) if found else np.zeros((0, 4), dtype=np.int64)
+    return group_rectangles(raw, _MIN_NEIGHBORS)
+
+
+def _merge_overlapping(areas: list[list[int]]) -> list[list[int]]:
+    """Search areas ``[x0, y0, x1, y1, low, high]``, each group of overlapping ones
+    replaced by their bounding box and the union of their size ranges."""
+    merged = [list(area) for area in areas]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    merged[i] = [
+                        min(a[0], b[0]),
+                        min(a[1], b[1]),
+                        max(a[2], b[2]),
+                        max(a[3], b[3]),
+                        min(a[4], b[4]),
+                        max(a[5], b[5]),
+                    ]
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
 
 
 _detector = None
@@ -154,12 +239,16 @@ def quality_map(weight: np.ndarray, settings: RoiSettings = RoiSettings()) -> Qu
 class FaceRoi:
     """Tracks the face region of a stream and gives each frame its ``QualityMap``.
 
-    ``update(rgb)`` once per frame runs the detector every ``interval`` frames (on a worker
-    thread when ``background``, so a live sender does not stall; the boxes then arrive a few
-    frames later; the very first detection runs in place, so that the stream's first key
-    frame already has its region) and returns the region boxes in use; ``map_for(rgb)``
-    does the same and returns the quality map, or ``None`` while no face is known (plain
-    coding).
+    ``update(rgb)`` once per frame runs the detector every ``interval`` frames and returns
+    the face boxes in use; ``map_for(rgb)`` does the same and returns the quality map, or
+    ``None`` while no face is known (plain coding).
+
+    In place (``background=False``, what ``benchmarks roi`` runs) every detection scans the
+    whole frame. In the background (a live sender) detections run on a worker thread, so
+    the sender does not stall, and their boxes arrive a few frames later (the very first
+    runs in place, so that the stream's first key frame already has its region); each is a
+    whole-frame scan when one is due under ``settings.max_busy``, else a search near the
+    known faces (``face_boxes_near``), else none until the budget allows.
     """
 
     def __init__(self, stride: int, settings: RoiSettings = RoiSettings(), background=False):
@@ -169,9 +258,12 @@ class FaceRoi:
         self.frames = 0
         self.detections = 0
         self.misses = 0  # consecutive detections without a face
+        self.searches = {"full": 0, "near": 0}  # detections run, by kind
+        self.search_s = {"full": 0.0, "near": 0.0}  # their total time, by kind (s)
         self._pool = ThreadPoolExecutor(1, "roi") if background else None
         self._pending: Future | None = None
-        self._rest_until_s = 0.0  # background: no detection starts before (monotonic s)
+        # the last search of each kind: when it ended and how long it took (monotonic s)
+        self._last = {"full": (0.0, 0.0), "near": (0.0, 0.0)}
         self._lock = threading.Lock()
 
     def _take(self, found: np.ndarray) -> None:
@@ -191,19 +283,40 @@ class FaceRoi:
             self._pending = None
         if self.frames % self.settings.interval == 0:
             if self._pool is None or self.detections == 0:
-                self._take(face_boxes(rgb, self.settings.min_face))
-            elif self._pending is None and time.monotonic() >= self._rest_until_s:
-                self._pending = self._pool.submit(self._detect_and_rest, rgb.copy())
+                self._take(self._search(rgb, "full"))
+            elif self._pending is None:
+                kind = self._due(time.monotonic())
+                if kind is not None:
+                    self._pending = self._pool.submit(self._search, rgb.copy(), kind)
         self.frames += 1
         with self._lock:
             return self.boxes
 
-    def _detect_and_rest(self, rgb: np.ndarray) -> np.ndarray:
+    def _due(self, now: float) -> str | None:
+        """The search the background budget allows at ``now``: ``"full"``, ``"near"`` (only
+        while faces are known) or ``None``."""
+        with self._lock:
+            known = bool(len(self.boxes))
+        budget = self.settings.max_busy / 2 if known else self.settings.max_busy
+        for kind in ("full", "near") if known else ("full",):
+            ended, took = self._last[kind]
+            if now >= ended + took * (1 / budget - 1):
+                return kind
+        return None
+
+    def _search(self, rgb: np.ndarray, kind: str) -> np.ndarray:
         started = time.monotonic()
-        boxes = face_boxes(rgb, self.settings.min_face)
+        if kind == "near":
+            with self._lock:
+                known = self.boxes
+            found = face_boxes_near(rgb, known, self.settings)
+        else:
+            found = face_boxes(rgb, self.settings.min_face)
         done = time.monotonic()
-        self._rest_until_s = done + (done - started) * (1 / self.settings.max_busy - 1)
-        return boxes
+        self._last[kind] = (done, done - started)
+        self.searches[kind] += 1
+        self.search_s[kind] += done - started
+        return found
 
     def map_for(self, rgb: np.ndarray) -> QualityMap | None:
         """The frame's quality map (``update`` included), ``None`` when no face is known."""

@@ -49,6 +49,8 @@ def clips(tmp_path):
         (["denoise", "--images", "IMAGES", "--sigmas", "0.1", "1.5"], "--sigmas"),
         (["roi", "--videos", "IMAGES", "--deadzone", "-1"], "--deadzone"),
         (["roi", "--videos", "IMAGES", "--skip-l1", "-1"], "--skip-l1"),
+        (["face-search", "--videos", "IMAGES", "--step", "0"], "--step"),
+        (["face-search", "--videos", "NOPE"], "no folder"),
         (["inpaint-example", "--image", "IMAGES/im0.png", "--text", ""], "--text"),
     ],
 )

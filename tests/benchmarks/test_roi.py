@@ -80,3 +80,40 @@ def test_equal_bits_reading():
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["roi", "--videos", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     assert "no folder" in capsys.readouterr().err
+
+
+def test_face_search_counts_faces_found_again_near_the_last_ones(
+    clip_folder, tmp_path, monkeypatch
+):
+    from benchmarks.face_search import run_face_search
+
+    # talk.avi's 6 frames at step 3: frames 0 and 3 (after one untimed warm-up scan).
+    scans = iter(
+        [
+            np.zeros((0, 4)),
+            np.array([[100, 60, 40, 40]]),
+            np.array([[104, 62, 40, 40], [10, 10, 30, 30]]),
+        ]
+    )
+    monkeypatch.setattr(roi, "face_boxes", lambda rgb, min_face=0: next(scans, np.zeros((0, 4))))
+    near = iter([np.array([[105, 61, 41, 41]])])
+    searched = []
+
+    def fake_near(rgb, known, settings):
+        searched.append(known.tolist())
+        return next(near)
+
+    monkeypatch.setattr(roi, "face_boxes_near", fake_near)
+    out = tmp_path / "out"
+    result = run_face_search(str(clip_folder), str(out), frames=6, step=3, patterns=("talk.avi",))
+    assert searched == [[[100, 60, 40, 40]]]  # near the first scan's face, in frame 3
+    # The second scan's face near the known one is expected and found (within 8 px); the
+    # other, far away, is not expected of a near search.
+    assert result["clips"]["talk.avi"] == {
+        "searches": 1,
+        "expected": 1,
+        "found_again": 1,
+        "near_boxes": 1,
+    }
+    assert result["near_search"]["median_ms"] > 0 and result["whole_frame_scan"]["median_ms"] > 0
+    assert json.loads((out / "face_search.json").read_text())["total"] == result["total"]

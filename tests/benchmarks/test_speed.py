@@ -94,7 +94,17 @@ def test_face_detection_is_timed_on_the_real_detector_and_counts_faces(frames, m
         return np.zeros((len(calls) % 2, 4))
 
     monkeypatch.setattr(shared.roi, "face_boxes", fake)
+    near = []
+
+    def fake_near(rgb, known):
+        near.append(len(known))
+        return np.zeros((1, 4))
+
+    monkeypatch.setattr(shared.roi, "face_boxes_near", fake_near)
     result = time_face_detection(frames)
     assert len(calls) == len(frames) + 1  # one untimed warm-up call
     assert result["frames"] == len(frames) and result["frames_with_face"] == 2
     assert calls[0] == frames[0].shape
+    # Faces in frames 1 and 3 of 4: searched near frame 1's face in frame 2 only.
+    assert near == [1]
+    assert result["near"]["searches"] == len(near) == result["near"]["found"]

@@ -185,25 +185,95 @@ def test_face_found_in_akiyo_where_opencv_finds_it():
     assert len(boxes) == 1 and np.abs(boxes[0] - [128, 78, 96, 96]).max() <= 3
 
 
-def test_a_slow_background_detector_keeps_to_its_share_of_the_time(monkeypatch):
-    calls = []
-
-    def slow(rgb, min_face):
-        calls.append(time.monotonic())
-        time.sleep(0.1)
-        return BOX
-
-    monkeypatch.setattr(roi, "face_boxes", slow)
-    tracker = FaceRoi(16, RoiSettings(interval=1, max_busy=0.25), background=True)
+def _run_background(tracker: FaceRoi, seconds: float) -> None:
     frame = natural_like_image(96, 128)
     try:
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:  # a frame every 10 ms, a detection asked each
             tracker.update(frame)
             time.sleep(0.01)
     finally:
         tracker.close()
-    # 0.1 s of work, then 0.3 s of rest: about 4 in 1.5 s (the first in place), not 14.
+
+
+def test_a_slow_background_detector_keeps_to_its_share_of_the_time(monkeypatch):
+    calls = []
+
+    def slow_and_empty(rgb, min_face):
+        calls.append(time.monotonic())
+        time.sleep(0.1)
+        return np.zeros((0, 4), dtype=np.int64)
+
+    monkeypatch.setattr(roi, "face_boxes", slow_and_empty)
+    tracker = FaceRoi(16, RoiSettings(interval=1, max_busy=0.25), background=True)
+    _run_background(tracker, 1.5)
+    # No face known: whole-frame scans get the whole budget, 0.1 s of work then 0.3 s of
+    # rest: about 4 in 1.5 s (the first in place), not 14.
     assert 3 <= len(calls) <= 5
     gaps = np.diff(calls[1:])
     assert (gaps >= 0.39).all(), gaps
+    assert tracker.searches == {"full": len(calls), "near": 0}
+
+
+def test_with_a_face_known_searches_near_it_between_whole_frame_scans(monkeypatch):
+    full, near = [], []
+
+    def slow_full(rgb, min_face):
+        full.append(time.monotonic())
+        time.sleep(0.1)
+        return BOX
+
+    def quick_near(rgb, known, settings):
+        assert known.tolist() == BOX.tolist()
+        near.append(time.monotonic())
+        time.sleep(0.02)
+        return BOX
+
+    monkeypatch.setattr(roi, "face_boxes", slow_full)
+    monkeypatch.setattr(roi, "face_boxes_near", quick_near)
+    tracker = FaceRoi(16, RoiSettings(interval=1, max_busy=0.25), background=True)
+    _run_background(tracker, 2.0)
+    # Half the budget each: a whole-frame scan (0.1 s) rests 0.7 s, a near search (0.02 s)
+    # 0.14 s. So 3 scans in 2 s (0 s in place, ~0.8 s, ~1.6 s) and the near searches
+    # between them, about one every 0.16 s (at most 12).
+    assert 2 <= len(full) <= 3 and (np.diff(full) >= 0.79).all(), np.diff(full)
+    assert 6 <= len(near) <= 14, len(near)
+    assert (np.diff(near) >= 0.159).all(), np.diff(near)
+    assert tracker.searches == {"full": len(full), "near": len(near)}
+    busy = 0.1 * len(full) + 0.02 * len(near)
+    assert busy / 2.0 <= 0.25 + 0.05
+
+
+def test_near_search_looks_only_around_the_known_face_and_groups_like_a_full_scan(
+    monkeypatch,
+):
+    asked = []
+
+    def fake_detector(gray, scale_factor, min_neighbors, min_size, max_size=0):
+        asked.append((gray.shape, min_neighbors, min_size, max_size))
+        return np.array([[5, 5, 25, 25]] * 4)  # four raw windows: one face once grouped
+
+    monkeypatch.setattr(roi, "_detect", lambda: fake_detector)
+    frame = natural_like_image(96, 128)
+    known = np.array([[40, 30, 20, 20], [48, 40, 20, 20], [100, 0, 10, 10]])
+    found = roi.face_boxes_near(frame, known, RoiSettings(search_margin=0.5, search_span=1.33))
+    # The first two areas overlap and are searched as one: x 30-78, y 20-70; faces from
+    # the smallest looked for (24 px: an eighth of the height, at least 24) to 27 px. The
+    # third (x 95-115, y 0-15) is smaller than the smallest face and is not searched.
+    assert asked == [((50, 48), 0, 24, 27)]
+    assert found.tolist() == [[35, 25, 25, 25]]
+    assert roi.face_boxes_near(frame, np.zeros((0, 4))).shape == (0, 4)
+
+
+@pytest.mark.skipif(not AKIYO.exists(), reason="needs the shared akiyo clip")
+def test_near_search_finds_akiyo_where_a_full_scan_does_and_nothing_elsewhere():
+    import cv2
+
+    capture = cv2.VideoCapture(str(AKIYO))
+    frames = [capture.read()[1] for _ in range(11)]
+    capture.release()
+    first, later = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) for bgr in (frames[0], frames[10]))
+    known = roi.face_boxes(first)
+    full, near = roi.face_boxes(later), roi.face_boxes_near(later, known)
+    assert len(full) == len(near) == 1 and np.abs(near - full).max() <= 3, (full, near)
+    assert len(roi.face_boxes_near(later, np.array([[250, 180, 60, 60]]))) == 0
