@@ -157,6 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         "--step", type=positive_int, default=10, help="scan every Nth frame (the sender's 10)"
     )
     face_search.add_argument("--clips", nargs="*", default=None, help="glob patterns in --videos")
+    face_search.add_argument(
+        "--moving-clip",
+        default=None,
+        help="also track a moving face made from this clip's first frame, in real time",
+    )
+    face_search.add_argument(
+        "--periods",
+        type=positive_float,
+        nargs="+",
+        default=[20.0, 8.0, 4.0],
+        help="with --moving-clip: periods of the sideways motion (s)",
+    )
+    face_search.add_argument(
+        "--seconds", type=positive_float, default=20.0, help="with --moving-clip: per run"
+    )
     stream = commands.add_parser(
         "stream", help="sender and receiver processes, optionally over a shaped link"
     )
@@ -299,7 +314,16 @@ def _face_search(args) -> int:
     from .face_search import run_face_search
     from .roi import DEFAULT_CLIPS
 
-    run_face_search(args.videos, args.out, args.frames, args.step, _clips(args, DEFAULT_CLIPS))
+    run_face_search(
+        args.videos,
+        args.out,
+        args.frames,
+        args.step,
+        _clips(args, DEFAULT_CLIPS),
+        moving_clip=args.moving_clip,
+        periods_s=tuple(args.periods),
+        seconds=args.seconds,
+    )
     return 0
 
 

@@ -3,8 +3,9 @@
 The sender finds faces with OpenCV's frontal-face Haar cascade (``shared.haar``) every
 ``interval`` frames and keeps the last boxes in between (and through up to ``hold``
 detections that find nothing). A live sender scans the whole frame now and then and, in
-between, only near the faces it knows (``face_boxes_near``: about a tenth of the time), so
-the region follows a moving head. Each face box is widened to take in hair, ears, neck and
+between, only near the faces it knows (``face_boxes_near``, a fifteenth of a whole-frame
+scan's time), and moves the region with a face's velocity, so the region follows a moving
+head. Each face box is widened to take in hair, ears, neck and
 shoulders (``RoiSettings.margin_*``); the union of these regions is the *region of
 interest*. On the latent grid (one position per ``stride x stride`` pixels) a position is
 inside when its cell touches the region; outside positions get a ``QualityMap``
@@ -58,11 +59,13 @@ class RoiSettings:
         max_busy: in the background, the detector's share of the time at most (the NumPy
             cascade takes about 0.3 s per whole 640x480 frame on one core here, longer than
             10 frames at 30 fps, and would otherwise run without pause beside the encoder;
-            ``python -m benchmarks speed`` measures it). While no face is known, whole-frame
-            scans get all of it: after one of ``t`` seconds the next waits
-            ``t * (1 / max_busy - 1)``. While faces are known, whole-frame scans and
-            searches near the faces get half each (each waits ``t * (2 / max_busy - 1)``
-            after the last of its kind).
+            ``python -m benchmarks speed`` measures it). While a face is followed (known, and
+            the last near search found one), searches near the faces get ``near_share`` of
+            it and whole-frame scans (which find new faces) the rest; otherwise
+            whole-frame scans get all of it.
+            After a detection of ``t`` seconds, the next of its kind waits
+            ``t * (1 / share - 1)``.
+        near_share: see ``max_busy``.
     """
 
     interval: int = 10
@@ -75,9 +78,10 @@ class RoiSettings:
     deadzone: float = 3.0
     skip_l1: int = 16
     feather: int = 1
-    search_margin: float = 0.35
+    search_margin: float = 0.5
     search_span: float = 1.2
     max_busy: float = 0.1
+    near_share: float = 2 / 3
 
     def __post_init__(self) -> None:
         if self.interval < 1 or self.hold < 0 or self.feather < 0:
@@ -86,6 +90,8 @@ class RoiSettings:
             raise ValueError("the outside's deadzones and skip threshold must be >= 0")
         if not 0 < self.max_busy <= 1:
             raise ValueError("max_busy must be in (0, 1]")
+        if not 0 < self.near_share < 1:
+            raise ValueError("near_share must be in (0, 1)")
         if self.search_margin < 0 or self.search_span < 1:
             raise ValueError("search_margin must be >= 0 and search_span >= 1")
 
@@ -178,6 +184,26 @@ def _detect():
     return _detector
 
 
+def _velocities(before: np.ndarray, after: np.ndarray, frames: int, old: np.ndarray) -> np.ndarray:
+    """``(len(after), 2)`` pixels per frame of each box of ``after``: its step from the box
+    of ``before`` (``frames`` earlier) whose top-left corner, moved on by its velocity
+    (``old``, aligned with ``before``; NaN: not known, not moved), is the nearest and less
+    than a box width away; NaN for the others. (The last step alone, not an average with
+    the old velocity: that lagged when a head turned back and lost it more often.)"""
+    velocity = np.full((len(after), 2), np.nan)
+    if not len(before) or frames <= 0:
+        return velocity
+    old = old if len(old) == len(before) else np.full((len(before), 2), np.nan)
+    known = ~np.isnan(old).any(axis=1)
+    expected = before[:, :2] + np.where(known[:, None], old, 0.0) * frames
+    for i, (x, y, w, _) in enumerate(after):
+        distance = np.hypot(expected[:, 0] - x, expected[:, 1] - y)
+        j = int(distance.argmin())
+        if distance[j] < w:
+            velocity[i] = (np.array([x, y], dtype=np.float64) - before[j, :2]) / frames
+    return velocity
+
+
 def region_boxes(
     boxes: np.ndarray, height: int, width: int, settings: RoiSettings = RoiSettings()
 ) -> np.ndarray:
@@ -246,15 +272,21 @@ class FaceRoi:
     In place (``background=False``, what ``benchmarks roi`` runs) every detection scans the
     whole frame. In the background (a live sender) detections run on a worker thread, so
     the sender does not stall, and their boxes arrive a few frames later (the very first
-    runs in place, so that the stream's first key frame already has its region); each is a
+    runs in place, so that the stream's first key frame already has its region). Each is a
     whole-frame scan when one is due under ``settings.max_busy``, else a search near the
-    known faces (``face_boxes_near``), else none until the budget allows.
+    known faces (``face_boxes_near``), else none until the budget allows. A face found by
+    two detections in a row (``_velocities``) gets a velocity
+    (pixels per frame): near searches also look where it will be at their frame, and the
+    region in use moves with it, for at most three intervals past its last detection.
+    After a near search that finds nothing, only a whole-frame scan runs next.
     """
 
     def __init__(self, stride: int, settings: RoiSettings = RoiSettings(), background=False):
         self.stride = stride
         self.settings = settings
-        self.boxes = np.zeros((0, 4), dtype=np.int64)  # face boxes (x, y, w, h) in use
+        self.boxes = np.zeros((0, 4), dtype=np.int64)  # face boxes (x, y, w, h) last found
+        # of each box, pixels per frame (background only; NaN: not known yet)
+        self.velocity = np.zeros((0, 2))
         self.frames = 0
         self.detections = 0
         self.misses = 0  # consecutive detections without a face
@@ -262,53 +294,74 @@ class FaceRoi:
         self.search_s = {"full": 0.0, "near": 0.0}  # their total time, by kind (s)
         self._pool = ThreadPoolExecutor(1, "roi") if background else None
         self._pending: Future | None = None
+        self._boxes_frame = 0  # the frame the boxes were found in
+        self._near_missed = False
         # the last search of each kind: when it ended and how long it took (monotonic s)
         self._last = {"full": (0.0, 0.0), "near": (0.0, 0.0)}
         self._lock = threading.Lock()
 
-    def _take(self, found: np.ndarray) -> None:
+    def _take(self, found: np.ndarray, frame: int, kind: str) -> None:
         with self._lock:
             self.detections += 1
+            self._near_missed = kind == "near" and not len(found)
             if len(found):
-                self.boxes, self.misses = found, 0
+                if self._pool is not None:
+                    self.velocity = _velocities(
+                        self.boxes, found, frame - self._boxes_frame, self.velocity
+                    )
+                self.boxes, self.misses, self._boxes_frame = found, 0, frame
             else:
                 self.misses += 1
                 if self.misses > self.settings.hold:
                     self.boxes = np.zeros((0, 4), dtype=np.int64)
+                    self.velocity = np.zeros((0, 2))
 
     def update(self, rgb: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns the face boxes that apply to it."""
         if self._pending is not None and self._pending.done():
-            self._take(self._pending.result())
+            self._take(*self._pending.result())
             self._pending = None
         if self.frames % self.settings.interval == 0:
             if self._pool is None or self.detections == 0:
-                self._take(self._search(rgb, "full"))
+                self._take(*self._search(rgb, "full", self.frames))
             elif self._pending is None:
                 kind = self._due(time.monotonic())
                 if kind is not None:
-                    self._pending = self._pool.submit(self._search, rgb.copy(), kind)
+                    self._pending = self._pool.submit(self._search, rgb.copy(), kind, self.frames)
+        frame = self.frames
         self.frames += 1
         with self._lock:
+            return self._boxes_at(frame)
+
+    def _boxes_at(self, frame: int) -> np.ndarray:
+        """The boxes moved by their velocities to ``frame`` (for at most three
+        intervals past their detection). Call with the lock held."""
+        velocity = np.nan_to_num(self.velocity)  # not known: not moved
+        if not len(self.boxes) or not velocity.any():
             return self.boxes
+        frames = min(frame - self._boxes_frame, 3 * self.settings.interval)
+        moved = self.boxes.astype(np.float64)
+        moved[:, :2] += velocity * frames
+        return np.round(moved).astype(np.int64)
 
     def _due(self, now: float) -> str | None:
         """The search the background budget allows at ``now``: ``"full"``, ``"near"`` (only
-        while faces are known) or ``None``."""
+        while the last detection found a face) or ``None``."""
         with self._lock:
-            known = bool(len(self.boxes))
-        budget = self.settings.max_busy / 2 if known else self.settings.max_busy
-        for kind in ("full", "near") if known else ("full",):
+            tracking = bool(len(self.boxes)) and not self._near_missed
+        near = self.settings.max_busy * self.settings.near_share
+        shares = {"full": self.settings.max_busy - near, "near": near} if tracking else {}
+        for kind in ("full", "near") if tracking else ("full",):
             ended, took = self._last[kind]
-            if now >= ended + took * (1 / budget - 1):
+            if now >= ended + took * (1 / shares.get(kind, self.settings.max_busy) - 1):
                 return kind
         return None
 
-    def _search(self, rgb: np.ndarray, kind: str) -> np.ndarray:
+    def _search(self, rgb: np.ndarray, kind: str, frame: int) -> tuple[np.ndarray, int, str]:
         started = time.monotonic()
         if kind == "near":
-            with self._lock:
-                known = self.boxes
+            with self._lock:  # where the faces were, and where they will be at ``frame``
+                known = np.concatenate([self.boxes, self._boxes_at(frame)])
             found = face_boxes_near(rgb, known, self.settings)
         else:
             found = face_boxes(rgb, self.settings.min_face)
@@ -316,7 +369,7 @@ class FaceRoi:
         self._last[kind] = (done, done - started)
         self.searches[kind] += 1
         self.search_s[kind] += done - started
-        return found
+        return found, frame, kind
 
     def map_for(self, rgb: np.ndarray) -> QualityMap | None:
         """The frame's quality map (``update`` included), ``None`` when no face is known."""

@@ -51,6 +51,7 @@ def clips(tmp_path):
         (["roi", "--videos", "IMAGES", "--skip-l1", "-1"], "--skip-l1"),
         (["face-search", "--videos", "IMAGES", "--step", "0"], "--step"),
         (["face-search", "--videos", "NOPE"], "no folder"),
+        (["face-search", "--videos", "IMAGES", "--periods", "0"], "--periods"),
         (["inpaint-example", "--image", "IMAGES/im0.png", "--text", ""], "--text"),
     ],
 )

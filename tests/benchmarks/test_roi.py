@@ -10,6 +10,7 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks.roi import compare, read_at, run_roi
 from shared import roi
+from shared.roi import FaceRoi, RoiSettings
 from tests.conftest import natural_like_image
 
 
@@ -117,3 +118,24 @@ def test_face_search_counts_faces_found_again_near_the_last_ones(
     }
     assert result["near_search"]["median_ms"] > 0 and result["whole_frame_scan"]["median_ms"] > 0
     assert json.loads((out / "face_search.json").read_text())["total"] == result["total"]
+
+
+def test_a_moving_face_is_tracked_in_real_time_by_both_trackers(monkeypatch):
+    from benchmarks.face_search import WholeFrameOnly, track_moving_face
+
+    frame = np.full((96, 128, 3), 40, dtype=np.uint8)
+    frame[30:50, 50:70] = 255  # the "face": found wherever it is
+
+    def find_square(rgb, *args):
+        ys, xs = np.nonzero(rgb[:, :, 0] > 200)
+        return np.array([[xs.min(), ys.min(), 20, 20]]) if len(xs) else np.zeros((0, 4))
+
+    monkeypatch.setattr(roi, "face_boxes", find_square)
+    monkeypatch.setattr(roi, "face_boxes_near", find_square)
+    face = np.array([50, 30, 20, 20])
+    for kind in (FaceRoi, WholeFrameOnly):
+        run = track_moving_face(frame, face, 1000.0, 0.5, kind(16, RoiSettings(), True))
+        assert run["frames"] == 15 and run["face_in_region_share"] == 1.0
+        assert run["peak_speed_px_per_s"] == pytest.approx(2 * np.pi * 32 / 1000)
+    # the whole-frame-only tracker never searches near the face
+    assert run["searches"]["near"] == 0 and run["searches"]["full"] >= 1
