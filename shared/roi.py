@@ -126,16 +126,16 @@ def face_boxes_near(
     areas = []  # [x0, y0, x1, y1, smallest face, largest face]
     for x, y, w, h in np.asarray(known, dtype=np.float64).reshape(-1, 4):
         margin_x, margin_y = settings.search_margin * w, settings.search_margin * h
-        areas.append(
-            [
-                max(0, int(x - margin_x)),
-                max(0, int(y - margin_y)),
-                min(width, int(np.ceil(x + w + margin_x))),
-                min(height, int(np.ceil(y + h + margin_y))),
-                max(smallest, int(w / settings.search_span)),
-                int(np.ceil(max(w, h) * settings.search_span)),
-            ]
-        )
+        area = [
+            max(0, int(x - margin_x)),
+            max(0, int(y - margin_y)),
+            min(width, int(np.ceil(x + w + margin_x))),
+            min(height, int(np.ceil(y + h + margin_y))),
+            max(smallest, int(w / settings.search_span)),
+            int(np.ceil(max(w, h) * settings.search_span)),
+        ]
+        if area[2] > area[0] and area[3] > area[1]:  # (a face predicted off the frame: none)
+            areas.append(area)
     found = []
     for x0, y0, x1, y1, low, high in _merge_overlapping(areas):
         if high < low or min(x1 - x0, y1 - y0) < low:

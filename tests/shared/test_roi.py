@@ -308,11 +308,12 @@ def test_near_search_looks_only_around_the_known_face_and_groups_like_a_full_sca
 
     monkeypatch.setattr(roi, "_detect", lambda: fake_detector)
     frame = natural_like_image(96, 128)
-    known = np.array([[40, 30, 20, 20], [48, 40, 20, 20], [100, 0, 10, 10]])
+    known = np.array([[40, 30, 20, 20], [48, 40, 20, 20], [100, 0, 10, 10], [300, 40, 20, 20]])
     found = roi.face_boxes_near(frame, known, RoiSettings(search_margin=0.5, search_span=1.33))
     # The first two areas overlap and are searched as one: x 30-78, y 20-70; faces from
     # the smallest looked for (24 px: an eighth of the height, at least 24) to 27 px. The
-    # third (x 95-115, y 0-15) is smaller than the smallest face and is not searched.
+    # third (x 95-115, y 0-15) is smaller than the smallest face and is not searched, nor
+    # is the fourth, off the frame.
     assert asked == [((50, 48), 0, 24, 27)]
     assert found.tolist() == [[35, 25, 25, 25]]
     assert roi.face_boxes_near(frame, np.zeros((0, 4))).shape == (0, 4)
