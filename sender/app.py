@@ -498,10 +498,12 @@ class SendLoop:
             self._update_dashboard(self.dashboard, span, now - self.started)
         elif not self.config.quiet:
             recent_ms = statistics.median(last_items(self.encode_ms, self.window_frames))
+            roi = self.publisher.roi
+            faces = f"  faces {len(roi.boxes)}" if roi is not None else ""
             print(
                 f"sender: {self.sent} frames  {self.window_frames / span:5.1f} fps  "
                 f"{self.window_bytes * 8 / span / 1000:8.1f} kbps  "
-                f"encode {recent_ms:6.1f} ms",
+                f"encode {recent_ms:6.1f} ms{faces}",
                 flush=True,
             )
         else:  # nothing shown: the window goes on
@@ -515,6 +517,9 @@ class SendLoop:
             "receivers_heard": len(self.heard),
             "key_frames": self.key_frames,
         }
+        roi = self.publisher.roi
+        if roi is not None:  # the faces in use now and the detections run so far
+            common |= {"faces": len(roi.boxes), "face_searches": sum(roi.searches.values())}
         window = {
             "frames": self.window_frames,
             "fps": self.window_frames / span,

@@ -30,6 +30,8 @@ ROWS = (
     ("concealed_frames", "concealed frames", "{:.0f}"),
     ("key_frames", "key frames", "{:.0f}"),
     ("receivers_heard", "receivers heard", "{:.0f}"),
+    ("faces", "faces (--roi)", "{:.0f}"),
+    ("face_searches", "face searches (--roi)", "{:.0f}"),
     ("rejected_total", "rejected messages", "{:.0f}"),
 )
 

@@ -50,3 +50,34 @@ def test_publisher_with_a_face_region_streams_decodable_frames(monkeypatch):
         subscriber.close(linger=0)
         publisher.close()
         plain.close()
+
+
+def test_a_roi_sender_reports_its_faces_and_searches(
+    monkeypatch, image_folder, tiny_model_path, capsys
+):
+    from sender.app import run_sender
+
+    def slow_whole_frame_scan(rgb, min_face):
+        time.sleep(0.05)  # then the next waits 29 x 0.05 s: near searches run in between
+        return np.array([[40, 30, 40, 40]])
+
+    monkeypatch.setattr(roi, "face_boxes", slow_whole_frame_scan)
+    monkeypatch.setattr(roi, "face_boxes_near", lambda rgb, known, s: np.array([[42, 30, 40, 40]]))
+    config = SenderConfig(
+        source=str(image_folder),
+        bind=f"tcp://127.0.0.1:{free_port()}",
+        model=str(tiny_model_path),
+        roi="face",
+        roi_interval=2,
+        fps=10,
+        loop=True,
+        duration=1.5,
+        warmup=0.0,
+        feedback="off",
+        threads=1,
+    )
+    summary = run_sender(config)
+    assert "faces 1" in capsys.readouterr().out  # the status line, once a second
+    searches = summary["face_searches"]
+    assert searches["full"] >= 1 and searches["near"] >= 1, searches
+    assert set(summary["face_search_ms"]) == {"full", "near"}

@@ -18,6 +18,8 @@ def test_render_shows_known_keys_and_skips_unknown():
     )
     assert "29.9" in text and "512.0" in text and "81.0%" in text and "30.0" in text
     assert "PSNR" not in text
+    text = text_of(render("tx", {"faces": 1, "face_searches": 12}, {"faces": 1}))
+    assert "faces (--roi)" in text and "face searches (--roi)" in text and "12" in text
 
 
 def test_both_ends_run_with_the_dashboard(tmp_path, image_folder, tiny_model_path, subprocess_env):
