@@ -59,9 +59,10 @@ class TrainConfig:
     # names and shapes match (e.g. a hyperprior from a trained factorized model).
     init_from: str = ""
     # Denoising: Gaussian noise on the input with a per-image sigma drawn uniformly from
-    # [0, noise_sigma] (image range [0, 1]), so one model serves clean to noisy frames; the
-    # distortion is measured against the clean crop.
+    # [noise_sigma_min, noise_sigma] (image range [0, 1]; from 0, one model serves clean to
+    # noisy frames); the distortion is measured against the clean crop.
     noise_sigma: float = 0.0
+    noise_sigma_min: float = 0.0
     input_dropout: float = 0.0  # share of input pixels set to 0 (all channels), if any
 
     def __post_init__(self) -> None:
@@ -77,7 +78,11 @@ class TrainConfig:
             raise ValueError("--model-config must be a JSON object, e.g. '{\"hidden\": 64}'")
         require_at_least(self, 1, "steps", "batch", "crop", "validation_crop")
         require_at_least(self, 1, "checkpoint_every", "validate_every", "log_every")
-        require_at_least(self, 0, "threads", "final_lr", "noise_sigma", "input_dropout")
+        require_at_least(
+            self, 0, "threads", "final_lr", "noise_sigma", "noise_sigma_min", "input_dropout"
+        )
+        if self.noise_sigma_min > self.noise_sigma:
+            raise ValueError("--noise-sigma-min must not exceed --noise-sigma")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, not {self.lr}")
         if not self.input_dropout < 1:
@@ -115,15 +120,22 @@ def rd_terms(output: dict, image: torch.Tensor, lam: float) -> dict[str, torch.T
 
 
 def corrupt(
-    image: torch.Tensor, noise_sigma: float, dropout: float = 0.0, generator=None
+    image: torch.Tensor,
+    noise_sigma: float,
+    dropout: float = 0.0,
+    generator=None,
+    noise_sigma_min: float = 0.0,
 ) -> torch.Tensor:
     """The input a denoising model sees for a clean batch ``(B, 3, H, W)`` in ``[0, 1]``:
-    plus Gaussian noise with a sigma per image drawn uniformly from ``[0, noise_sigma]``,
+    plus Gaussian noise with a sigma per image drawn uniformly from
+    ``[noise_sigma_min, noise_sigma]``,
     clipped to ``[0, 1]``, then with each pixel (all channels) zeroed with probability
     ``dropout``. Returns ``image`` itself when both are 0."""
     out = image
     if noise_sigma > 0:
-        sigma = noise_sigma * torch.rand(image.shape[0], 1, 1, 1, generator=generator)
+        spread = noise_sigma - noise_sigma_min
+        draw = torch.rand(image.shape[0], 1, 1, 1, generator=generator)
+        sigma = noise_sigma_min + spread * draw
         noise = torch.randn(image.shape, generator=generator)
         out = (out + sigma.to(image.device) * noise.to(image.device)).clamp(0.0, 1.0)
     if dropout > 0:
@@ -289,7 +301,7 @@ def train(config: TrainConfig) -> Path:
     # Denoising runs validate on inputs corrupted once, with a fixed seed.
     fixed = torch.Generator().manual_seed(1234)
     validation_inputs = [
-        corrupt(image, config.noise_sigma, config.input_dropout, fixed)
+        corrupt(image, config.noise_sigma, config.input_dropout, fixed, config.noise_sigma_min)
         for image in validation_images
     ]
     trained = DistributedDataParallel(model) if distributed else model
@@ -316,7 +328,9 @@ def train(config: TrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         image = sampler.batch(config.batch)
-        inputs = corrupt(image, config.noise_sigma, config.input_dropout).to(device)
+        inputs = corrupt(
+            image, config.noise_sigma, config.input_dropout, noise_sigma_min=config.noise_sigma_min
+        ).to(device)
         image = image.to(device)
         terms = rd_terms(trained(inputs, level), image, model.config.lambdas[level])
         optimizer.zero_grad(set_to_none=True)

@@ -126,6 +126,17 @@ def test_corrupt_adds_clipped_noise_per_image_and_dropout():
     assert torch.equal(dropped[:, :, ~zero[0]][0], clean[:, :, ~zero[0]][0])
 
 
+def test_corrupt_draws_each_sigma_from_the_given_range(tmp_path):
+    clean = torch.full((64, 3, 32, 32), 0.5)  # mid-gray: no clipping
+    noisy = corrupt(clean, 0.12, generator=torch.Generator().manual_seed(3), noise_sigma_min=0.08)
+    spread = (noisy - clean).flatten(1).std(dim=1)
+    assert 0.075 < spread.min() and spread.max() < 0.125
+    same = corrupt(clean, 0.12, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(same, corrupt(clean, 0.12, 0.0, torch.Generator().manual_seed(3), 0.0))
+    with pytest.raises(ValueError, match="noise-sigma-min"):
+        TrainConfig(data="x", out=str(tmp_path / "o"), noise_sigma=0.05, noise_sigma_min=0.1)
+
+
 def test_noise_goes_to_the_input_and_the_loss_sees_the_clean_crop(
     tmp_path, train_folder, monkeypatch
 ):
