@@ -150,27 +150,27 @@ def face_boxes_near(
 def _merge_overlapping(areas: list[list[int]]) -> list[list[int]]:
     """Search areas ``[x0, y0, x1, y1, low, high]``, each group of overlapping ones
     replaced by their bounding box and the union of their size ranges."""
+
+    def overlap(a: list[int], b: list[int]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
     merged = [list(area) for area in areas]
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(i + 1, len(merged)):
-                a, b = merged[i], merged[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    merged[i] = [
-                        min(a[0], b[0]),
-                        min(a[1], b[1]),
-                        max(a[2], b[2]),
-                        max(a[3], b[3]),
-                        min(a[4], b[4]),
-                        max(a[5], b[5]),
-                    ]
-                    del merged[j]
-                    changed = True
-                    break
-            if changed:
-                break
+    i = 0
+    while i < len(merged):
+        j = next((j for j in range(i + 1, len(merged)) if overlap(merged[i], merged[j])), None)
+        if j is None:
+            i += 1
+            continue
+        a, b = merged[i], merged.pop(j)
+        merged[i] = [
+            min(a[0], b[0]),
+            min(a[1], b[1]),
+            max(a[2], b[2]),
+            max(a[3], b[3]),
+            min(a[4], b[4]),
+            max(a[5], b[5]),
+        ]
+        i = 0  # the larger area may now overlap one before it
     return merged
 
 
@@ -349,11 +349,15 @@ class FaceRoi:
         while the last detection found a face) or ``None``."""
         with self._lock:
             tracking = bool(len(self.boxes)) and not self._near_missed
-        near = self.settings.max_busy * self.settings.near_share
-        shares = {"full": self.settings.max_busy - near, "near": near} if tracking else {}
-        for kind in ("full", "near") if tracking else ("full",):
+        budget = self.settings.max_busy
+        if tracking:
+            near = budget * self.settings.near_share
+            shares = {"full": budget - near, "near": near}
+        else:
+            shares = {"full": budget}
+        for kind, share in shares.items():
             ended, took = self._last[kind]
-            if now >= ended + took * (1 / shares.get(kind, self.settings.max_busy) - 1):
+            if now >= ended + took * (1 / share - 1):
                 return kind
         return None
 
