@@ -20,7 +20,7 @@ from shared.cli import (
 )
 from shared.codec import PRECISIONS
 from shared.memory import keep_freed_memory
-from shared.registry import DENOISE_MODEL
+from shared.registry import DENOISE_MODEL, STRONG_DENOISE_MODEL
 
 from .rd import CLASSIC
 from .stream import DEFAULT_QUEUE_MS
@@ -270,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     denoise.add_argument("--denoise-model", default=DENOISE_MODEL, help="(b): zoo name or file")
     denoise.add_argument(
+        "--strong-model",
+        default=STRONG_DENOISE_MODEL,
+        help="(b) on images whose noise reads as strong, as the sender's --denoise does: zoo "
+        "name or file; 'none': --denoise-model throughout",
+    )
+    denoise.add_argument(
         "--limit", type=positive_int, default=None, help="use only the first N images"
     )
     denoise.add_argument(
@@ -433,6 +439,7 @@ def _denoise(args) -> int:
         args.sigmas,
         args.regular,
         args.denoise_model,
+        None if args.strong_model == "none" else args.strong_model,
         args.limit,
         tune_nlm_on=args.tune_nlm_on,
     )

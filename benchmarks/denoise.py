@@ -6,7 +6,9 @@ rounded and clipped to ``uint8`` like a camera frame. Then:
 
 (a) ``regular``: our regular codec (the model the denoising one was fine-tuned from) codes
     the noisy image, at every level;
-(b) ``denoise``: the denoising codec codes the noisy image, at every level;
+(b) ``denoise``: the denoising codec codes the noisy image, at every level, as the sender's
+    ``--denoise`` does: with the mild-noise model, or the strong-noise one where the image's
+    noise estimate (``shared.noise``) reaches the sender's threshold;
 (c) ``nlm+jpeg``: OpenCV's ``fastNlMeansDenoisingColored``, then OpenCV JPEG (4:2:0) at 12
     qualities.
 
@@ -33,7 +35,8 @@ import numpy as np
 
 from shared.codec import ImageCodec
 from shared.metrics import bits_per_pixel, psnr
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL
+from shared.noise import NoiseSettings, estimate_noise_sigma
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, STRONG_DENOISE_MODEL
 
 from .bd import bd_psnr
 from .rd import CLASSIC, JPEG_QUALITIES, _ours, load_images
@@ -118,6 +121,39 @@ def curve(clean: list[np.ndarray], inputs: list[np.ndarray], run, qualities) -> 
     return points
 
 
+def matched_to_noise(mild: ImageCodec, strong: ImageCodec | None, estimates: list[float]):
+    """``_ours`` with the model the sender's ``--denoise`` would code each input with: the
+    strong-noise model where its noise estimate reaches ``NoiseSettings.threshold`` (a
+    stream's first frame decides that way), the mild one elsewhere or when ``strong`` is
+    ``None``. Appends each input's estimate to ``estimates`` the first time it is seen."""
+    runs = {False: _ours(mild), True: _ours(strong) if strong is not None else None}
+    choices: dict[int, bool] = {}
+
+    def run(rgb: np.ndarray, level: int):
+        key = id(rgb)  # the inputs stay alive (and their ids unique) for the whole curve
+        if key not in choices:
+            estimates.append(estimate_noise_sigma(rgb))
+            choices[key] = strong is not None and estimates[-1] >= NoiseSettings().threshold
+        return runs[choices[key]](rgb, level)
+
+    return run
+
+
+def noise_summary(estimates: list[float], strong: bool) -> dict:
+    """The inputs' noise estimates (fraction of the range) and the share of them (b) coded
+    with the strong-noise model (0 without one)."""
+    threshold = NoiseSettings().threshold
+    return {
+        "estimate_median": statistics.median(estimates),
+        "estimate_min": min(estimates),
+        "estimate_max": max(estimates),
+        "threshold": threshold,
+        "strong_model_share": statistics.fmean(e >= threshold for e in estimates)
+        if strong
+        else 0.0,
+    }
+
+
 def psnr_at(points: list[dict], bpp: float) -> float | None:
     """The curve's PSNR at ``bpp`` (linear in log-rate); its lowest-rate point below its
     range, ``None`` above it."""
@@ -173,6 +209,7 @@ def run_denoise(
     sigmas=(0.05, 0.1),
     regular: str = DEFAULT_MODEL,
     denoise: str = DENOISE_MODEL,
+    strong: str | None = STRONG_DENOISE_MODEL,
     limit: int | None = None,
     nlm_factors: dict[float, float] | None = None,
     tune_nlm_on: str | None = None,
@@ -180,7 +217,9 @@ def run_denoise(
     """Run the benchmark; writes ``denoise.json`` and ``denoise.png`` in ``out_dir``.
 
     With ``tune_nlm_on`` (a folder), NLM's strength per sigma is first chosen on its images
-    (``tune_nlm``), after the images and models are checked."""
+    (``tune_nlm``), after the images and models are checked. ``strong``: the model (b) uses
+    where an image's noise reads as strong (``matched_to_noise``); ``None``: ``denoise``
+    throughout."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean = load_images(Path(images_dir), limit)
@@ -188,6 +227,12 @@ def run_denoise(
         "regular": ImageCodec.load(regular, "cpu"),
         "denoise": ImageCodec.load(denoise, "cpu"),
     }
+    strong_codec = ImageCodec.load(strong, "cpu") if strong is not None else None
+    if strong_codec is not None and strong_codec.levels != codecs["denoise"].levels:
+        raise ValueError(
+            f"the strong-noise model has {strong_codec.levels} levels and the denoising model "
+            f"{codecs['denoise'].levels}: (b) needs the same levels from both"
+        )
     if tune_nlm_on:
         nlm_factors = tune_nlm(tuning_images(tune_nlm_on), sigmas)
     jpeg = CLASSIC["jpeg"][1]
@@ -197,16 +242,34 @@ def run_denoise(
         "noise": f"Gaussian, sigma * 255 in 8-bit units, rounded and clipped; seed [{SEED}, i]",
         "codecs": {
             "regular": f"{regular} ({codecs['regular'].model_hash}) on the noisy image",
-            "denoise": f"{denoise} ({codecs['denoise'].model_hash}) on the noisy image",
+            "denoise": f"{denoise} ({codecs['denoise'].model_hash}) on the noisy image"
+            + (
+                f", {strong} ({strong_codec.model_hash}) where its noise estimate is at least "
+                f"{NoiseSettings().threshold}"
+                if strong_codec is not None
+                else ""
+            ),
             "nlm+jpeg": "cv2.fastNlMeansDenoisingColored (h = hColor = factor * 255 * sigma, "
             f"template {NLM_TEMPLATE}, search {NLM_SEARCH}) then OpenCV JPEG 4:2:0",
         },
-        "clean": {
-            name: curve(clean, clean, _ours(codec), range(codec.levels))
-            for name, codec in codecs.items()
-        },
+        "clean": {},
         "sigmas": {},
     }
+
+    def curves_of(inputs: list[np.ndarray]) -> tuple[dict[str, list[dict]], float]:
+        """Both of our codecs' curves on ``inputs``, and the inputs' ``noise_summary``."""
+        estimates: list[float] = []
+        runs = {
+            "regular": _ours(codecs["regular"]),
+            "denoise": matched_to_noise(codecs["denoise"], strong_codec, estimates),
+        }
+        curves = {
+            name: curve(clean, inputs, runs[name], range(codec.levels))
+            for name, codec in codecs.items()
+        }
+        return curves, noise_summary(estimates, strong_codec is not None)
+
+    report["clean"], report["clean_noise"] = curves_of(clean)
     for name, points in report["clean"].items():
         print(f"{name} on clean images: " + "  ".join(_point(p) for p in points), flush=True)
     for sigma in sigmas:
@@ -216,10 +279,7 @@ def run_denoise(
         started = time.perf_counter()
         denoised = [nlm(image, h) for image in noisy]
         nlm_ms = (time.perf_counter() - started) * 1000 / len(noisy)
-        curves = {
-            name: curve(clean, noisy, _ours(codec), range(codec.levels))
-            for name, codec in codecs.items()
-        }
+        curves, noise = curves_of(noisy)
         curves["nlm+jpeg"] = curve(clean, denoised, jpeg, JPEG_QUALITIES)
         report["sigmas"][str(sigma)] = {
             "noisy_psnr": statistics.fmean(psnr(c, n) for c, n in zip(clean, noisy, strict=True)),
@@ -229,6 +289,7 @@ def run_denoise(
                 "psnr": statistics.fmean(psnr(c, d) for c, d in zip(clean, denoised, strict=True)),
                 "ms_per_image": nlm_ms,
             },
+            "noise_estimate": noise,
             "curves": curves,
         } | compare(curves, report["clean"]["regular"])
         print_sigma(sigma, report["sigmas"][str(sigma)])
@@ -248,10 +309,12 @@ def _db(value: float | None, signed: bool = False) -> str:
 
 
 def print_sigma(sigma: float, entry: dict) -> None:
-    nlm_info = entry["nlm"]
+    nlm_info, noise = entry["nlm"], entry["noise_estimate"]
     print(
         f"sigma {sigma}: noisy input {entry['noisy_psnr']:.2f} dB; NLM alone (h {nlm_info['h']}) "
-        f"{nlm_info['psnr']:.2f} dB",
+        f"{nlm_info['psnr']:.2f} dB; noise read {noise['estimate_median']:.4f} "
+        f"({noise['estimate_min']:.4f}-{noise['estimate_max']:.4f}); (b) used the strong-noise "
+        f"model on {noise['strong_model_share']:.0%} of the images",
         flush=True,
     )
     for name, points in entry["curves"].items():
@@ -285,7 +348,7 @@ def plot_denoise(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(entries), figsize=(6 * len(entries), 4.8), squeeze=False)
     labels = {
         "regular": "(a) regular codec on noisy",
-        "denoise": "(b) denoising codec on noisy",
+        "denoise": "(b) denoising codec (--denoise) on noisy",
         "nlm+jpeg": "(c) OpenCV NLM + JPEG",
     }
     for ax, (sigma, entry) in zip(axes[0], entries.items(), strict=True):

@@ -20,7 +20,7 @@ from shared.cli import (
 )
 from shared.codec import PRECISIONS
 from shared.modelfile import ModelFileError
-from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, LITE_MODEL, ZOO
+from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, LITE_MODEL, STRONG_DENOISE_MODEL, ZOO
 from shared.roi import ROI_MODES, RoiSettings
 from shared.video import VideoSettings
 
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--denoise",
         action="store_true",
         help=f"clean noisy frames while coding them: the {DENOISE_MODEL!r} zoo model, or "
-        "--model denoise-realtime (real time on one core, denoises less)",
+        f"{STRONG_DENOISE_MODEL!r} while the frames' noise reads as strong; --model names one "
+        "throughout (denoise-realtime: real time on one core, denoises less)",
     )
     p.add_argument("--quality", type=int, default=None, help="quality level (0 = lowest rate)")
     p.add_argument(

@@ -19,12 +19,14 @@ from shared.dashboard import Dashboard
 from shared.feedback import FeedbackServer, feedback_address
 from shared.memory import keep_freed_memory
 from shared.metrics import bits_per_pixel
+from shared.noise import NoiseWatch
 from shared.registry import (
     DEFAULT_MODEL,
     DENOISE_MODEL,
     DENOISE_MODELS,
     LITE_MODEL,
     REALTIME_DENOISE_MODEL,
+    STRONG_DENOISE_MODEL,
     faster_model,
 )
 from shared.roi import FaceRoi, RoiSettings
@@ -42,7 +44,9 @@ class SenderConfig:
     source: str = "sample"
     bind: str = "tcp://*:5555"
     model: str | None = None  # zoo name or model file; None = default_model(device, precision)
-    denoise: bool = False  # shorthand for the DENOISE_MODEL (noisy frames coded as clean)
+    # Noisy frames coded as clean: alone, the DENOISE_MODEL or the STRONG_DENOISE_MODEL as the
+    # frames' noise calls for (matches_noise); with --model, that denoising model throughout.
+    denoise: bool = False
     quality: int | None = None  # level index; None = the model's middle level
     rate_kbps: float | None = None  # choose the level per frame to average this bitrate
     keyframe_interval: int = VideoSettings.keyframe_interval  # 1 = intra only
@@ -248,6 +252,13 @@ def model_name(config: SenderConfig) -> str:
     return config.model
 
 
+def matches_noise(config: SenderConfig) -> bool:
+    """Whether the sender picks its denoising model by the frames' measured noise
+    (``--denoise`` without ``--model``): ``DENOISE_MODEL`` for mild noise,
+    ``STRONG_DENOISE_MODEL`` for strong noise (``shared.noise.NoiseWatch``)."""
+    return config.denoise and config.model is None
+
+
 class SendLoop:
     """One run of the sender: set-up, the send loop, and the run's summary.
 
@@ -263,6 +274,14 @@ class SendLoop:
         configure_threads(config.threads)
         keep_freed_memory()
         self.codec = ImageCodec.load(self.model, config.device, config.precision)
+        self.noise: NoiseWatch | None = None
+        self.codecs = {self.model: self.codec}  # the models this run may code with, by name
+        if matches_noise(config):
+            self.noise = NoiseWatch()
+            self.codecs[STRONG_DENOISE_MODEL] = ImageCodec.load(
+                STRONG_DENOISE_MODEL, config.device, config.precision
+            )
+        self.frames_by_model = dict.fromkeys(self.codecs, 0)
         self.level = self.codec.levels // 2 if config.quality is None else config.quality
         self.codec.check_level(self.level)
         roi = None
@@ -351,7 +370,9 @@ class SendLoop:
         config, codec = self.config, self.codec
         print(
             f"sender: {self.source.description} -> {config.bind}, model {self.model} "
-            f"({codec.model_hash}) level {self.level} on {codec.device}"
+            f"({codec.model_hash})"
+            + (f" or {STRONG_DENOISE_MODEL} by the frames' noise" if self.noise else "")
+            + f" level {self.level} on {codec.device}"
             + (f", paced at {self.fps:.1f} fps" if self.fps else ""),
             flush=True,
         )
@@ -377,6 +398,8 @@ class SendLoop:
                 if self.rate is not None and not self._choose_level(self.rate):
                     self._skip(self.rate, frame_in)
                 else:
+                    if self.noise is not None:
+                        self._match_noise(self.noise, frame)
                     # A frame taken late from its slot was due (captured) at the slot.
                     late_s = max(0.0, frame_in - self.next_due) if self.fps else 0.0
                     done = self._send(frame, frame_in, late_s)
@@ -430,6 +453,19 @@ class SendLoop:
         self.told_behind = True
         print(hint, file=sys.stderr, flush=True)
 
+    def _match_noise(self, noise: NoiseWatch, frame) -> None:
+        """Code ``frame`` and those after it with the denoising model its noise calls for;
+        a change is told in one line (it costs a key frame, so ``noise`` changes rarely)."""
+        model = STRONG_DENOISE_MODEL if noise.observe(frame) else DENOISE_MODEL
+        if model == self.model:
+            return
+        self.model, self.codec = model, self.codecs[model]
+        self.publisher.use_codec(self.codec)
+        print(
+            f"sender: noise reads {noise.sigma:.3f} of the range: coding with model {model}",
+            flush=True,
+        )
+
     def _choose_level(self, rate: RateController) -> bool:
         """Set the next frame's level as ``rate`` chooses; ``False``: skip the frame, since
         even the lowest level would overrun the rate."""
@@ -456,6 +492,7 @@ class SendLoop:
         if self.rate is not None:
             self.rate.update(self.level, 8 * result.message_bytes, result.kind == KEY)
         self.sent += 1
+        self.frames_by_model[self.model] += 1
         self.handled += 1
         self.window_frames += 1
         self.window_bytes += result.message_bytes
@@ -520,6 +557,8 @@ class SendLoop:
         roi = self.publisher.roi
         if roi is not None:  # the faces in use now and the detections run so far
             common |= {"faces": len(roi.boxes), "face_searches": sum(roi.searches.values())}
+        if self.noise is not None and self.noise.sigma is not None:
+            common["noise_sigma"] = self.noise.sigma
         window = {
             "frames": self.window_frames,
             "fps": self.window_frames / span,
@@ -547,6 +586,9 @@ class SendLoop:
             "bpp_mean": statistics.fmean(self.bpp) if self.bpp else None,
             "encode_ms_median": statistics.median(self.encode_ms) if self.encode_ms else None,
             "model_hash": self.codec.model_hash,
+            "frames_by_model": self.frames_by_model,
+            # --denoise alone: the median of the recent noise estimates (fraction of the range)
+            "noise_sigma": self.noise.sigma if self.noise is not None else None,
             "level": self.level,
             "receivers_heard": len(self.heard),
             "reports": self.reports,

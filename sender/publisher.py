@@ -195,6 +195,14 @@ class FramePublisher:
             reference_bytes,
         )
 
+    def use_codec(self, codec: ImageCodec) -> None:
+        """Code the frames from the next on with ``codec`` (a key frame first); receivers
+        follow a zoo model by the hash the frames carry. Nothing changes for the same codec."""
+        if codec is self.codec:
+            return
+        self.codec = codec
+        self.encoder = VideoEncoder(codec, self.encoder.settings)
+
     def next_is_key(self) -> bool:
         """Whether the next frame will be a key frame (for rate control)."""
         return self.encoder.next_is_key()

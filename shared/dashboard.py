@@ -32,6 +32,7 @@ ROWS = (
     ("receivers_heard", "receivers heard", "{:.0f}"),
     ("faces", "faces (--roi)", "{:.0f}"),
     ("face_searches", "face searches (--roi)", "{:.0f}"),
+    ("noise_sigma", "noise, of the range (--denoise)", "{:.3f}"),
     ("rejected_total", "rejected messages", "{:.0f}"),
 )
 

@@ -50,6 +50,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "denoise.safetensors",
         "6d446ad90e29a0a9bbca87bcf057c326b3225da804d32a8537b3b6457bf3eae8",  # pin:denoise
     ),
+    "denoise-strong": (
+        "denoise-strong.safetensors",
+        "985d36b4f6ceb94b1a9daf3b4ea747c8d0a99730fd30ad13a074d04a474bd640",  # pin:denoise-strong
+    ),
     "realtime-lite": (
         "realtime-lite.safetensors",
         "01b2a31c1654228b11826fff5b123e6c0d2ad6aa1d2d1448f505b670020400fb",  # pin:realtime-lite
@@ -64,12 +68,16 @@ DEFAULT_MODEL = "realtime"  # best per bit on Kodak since the prior tiles, and r
 #: The default model narrowed to half the transforms' work, for CPUs that compute in float32
 #: only (no native bfloat16), where ``DEFAULT_MODEL`` does not reach 30 fps on one core.
 LITE_MODEL = "realtime-lite"
-#: The zoo model the sender's ``--denoise`` selects: it codes noisy frames as clean ones.
+#: The zoo model the sender's ``--denoise`` selects (for mild noise, sigma up to 0.12 of the
+#: range in training): it codes noisy frames as clean ones.
 DENOISE_MODEL = "denoise"
+#: ``DENOISE_MODEL`` trained on strong noise only (sigma 0.08-0.12 of the range): what
+#: ``--denoise`` switches to when the frames' noise reads as strong (``shared.noise``).
+STRONG_DENOISE_MODEL = "denoise-strong"
 #: The denoising zoo model with the default model's speed (it denoises less).
 REALTIME_DENOISE_MODEL = "denoise-realtime"
 #: Every denoising zoo model (``--denoise`` accepts ``--model`` naming one of them).
-DENOISE_MODELS = (DENOISE_MODEL, REALTIME_DENOISE_MODEL)
+DENOISE_MODELS = (DENOISE_MODEL, STRONG_DENOISE_MODEL, REALTIME_DENOISE_MODEL)
 
 
 def faster_model(name: str) -> str | None:
@@ -77,7 +85,7 @@ def faster_model(name: str) -> str | None:
     denoiser for the denoiser, the narrowed default for the default, the default for the
     others; ``None`` for the fastest two, which nothing in the zoo outruns without giving up
     what they do."""
-    if name == DENOISE_MODEL:
+    if name in (DENOISE_MODEL, STRONG_DENOISE_MODEL):
         return REALTIME_DENOISE_MODEL
     if name == DEFAULT_MODEL:
         return LITE_MODEL

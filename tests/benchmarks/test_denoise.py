@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.bd import bd_psnr
-from benchmarks.denoise import SEED, add_noise, compare, nlm, psnr_at
+from benchmarks.denoise import SEED, add_noise, compare, nlm, psnr_at, run_denoise
 from shared import wire
 from shared.codec import CompressedFrame, ImageCodec
 from shared.metrics import psnr
@@ -25,7 +25,7 @@ def test_denoise_benchmark_outputs_and_real_bits(tmp_path, folder, tiny_model_pa
     out = tmp_path / "out"
     args = ["denoise", "--images", str(folder), "--out", str(out), "--sigmas", "0.05", "0.1"]
     args += ["--regular", str(tiny_model_path), "--denoise-model", str(other), "--threads", "1"]
-    assert main(args) == 0
+    assert main([*args, "--strong-model", "none"]) == 0
     assert "BD-PSNR" in capsys.readouterr().out
     assert (out / "denoise.png").stat().st_size > 0
     report = json.loads((out / "denoise.json").read_text())
@@ -63,6 +63,48 @@ def test_denoise_benchmark_outputs_and_real_bits(tmp_path, folder, tiny_model_pa
         assert len(entry["matched"]) == 3
         assert all(row["regular_on_clean"] is not None for row in entry["matched"][:1])
         assert isinstance(entry["target_vs_regular_met"], bool)
+
+
+def test_b_codes_strong_noise_with_the_strong_model_as_the_sender_does(
+    tmp_path, folder, tiny_model_path
+):
+    mild = make_model_file(tmp_path / "mild.safetensors", seed=3)
+    strong = make_model_file(tmp_path / "strong.safetensors", seed=4)
+    report = run_denoise(
+        str(folder),
+        str(tmp_path / "out"),
+        (0.05, 0.1),
+        str(tiny_model_path),
+        str(mild),
+        str(strong),
+    )
+    # The test images carry noise of 4 levels (0.016 of the range): clean and 0.05 read mild.
+    assert report["clean_noise"]["strong_model_share"] == 0
+    assert report["sigmas"]["0.05"]["noise_estimate"]["strong_model_share"] == 0
+    noise = report["sigmas"]["0.1"]["noise_estimate"]
+    assert noise["strong_model_share"] == 1 and noise["estimate_min"] >= noise["threshold"]
+    assert noise["estimate_median"] == pytest.approx(0.1, abs=0.01)
+    clean = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
+    for sigma, model in (("0.05", mild), ("0.1", strong)):
+        codec = ImageCodec.load(str(model))
+        noisy = [add_noise(image, float(sigma), [SEED, i]) for i, image in enumerate(clean)]
+        sizes = [len(codec.compress(image, 2).payload) for image in noisy]
+        point = report["sigmas"][sigma]["curves"]["denoise"][2]
+        assert point["bpp"] > 8 * np.mean(sizes) / (64 * 80)  # payloads plus the header
+        assert point["bpp"] < 8 * (np.mean(sizes) + 200) / (64 * 80)
+        assert point["psnr"] == pytest.approx(
+            np.mean(
+                [
+                    psnr(c, codec.decompress(codec.compress(n, 2)))
+                    for c, n in zip(clean, noisy, strict=True)
+                ]
+            )
+        )
+
+
+def test_b_needs_the_same_levels_from_both_models(tmp_path, folder, tiny_model_path):
+    with pytest.raises(ValueError, match="same levels"):
+        run_denoise(str(folder), str(tmp_path / "out"), (0.1,), "fast", str(tiny_model_path))
 
 
 def test_matched_rate_comparison_and_bd_psnr():
