@@ -35,7 +35,7 @@ import numpy as np
 
 from shared.codec import ImageCodec
 from shared.metrics import bits_per_pixel, psnr
-from shared.noise import NoiseSettings, estimate_noise_sigma
+from shared.noise import NoiseSettings, NoiseWatch
 from shared.registry import DEFAULT_MODEL, DENOISE_MODEL, STRONG_DENOISE_MODEL
 
 from .bd import bd_psnr
@@ -121,36 +121,39 @@ def curve(clean: list[np.ndarray], inputs: list[np.ndarray], run, qualities) -> 
     return points
 
 
-def matched_to_noise(mild: ImageCodec, strong: ImageCodec | None, estimates: list[float]):
-    """``_ours`` with the model the sender's ``--denoise`` would code each input with: the
-    strong-noise model where its noise estimate reaches ``NoiseSettings.threshold`` (a
-    stream's first frame decides that way), the mild one elsewhere or when ``strong`` is
-    ``None``. Appends each input's estimate to ``estimates`` the first time it is seen."""
+def noise_choices(inputs: list[np.ndarray], strong: bool) -> tuple[list[float], list[bool]]:
+    """Each input's noise estimate (fraction of the range) and whether the sender's
+    ``--denoise`` would code it with the strong-noise model, as a stream's first frame is
+    decided (a fresh ``NoiseWatch``); never with ``strong`` false (no such model)."""
+    watches = [NoiseWatch() for _ in inputs]
+    chosen = [watch.observe(rgb) and strong for watch, rgb in zip(watches, inputs, strict=True)]
+    return [watch.sigma for watch in watches], chosen
+
+
+def matched_to_noise(
+    mild: ImageCodec, strong: ImageCodec | None, inputs: list[np.ndarray], chosen: list[bool]
+):
+    """``_ours`` coding each of ``inputs`` with ``strong`` where ``chosen`` says so (see
+    ``noise_choices``), with ``mild`` elsewhere."""
     runs = {False: _ours(mild), True: _ours(strong) if strong is not None else None}
-    choices: dict[int, bool] = {}
+    # The inputs stay alive (their ids unique) while the curve is made.
+    chosen_by_id = {id(rgb): choice for rgb, choice in zip(inputs, chosen, strict=True)}
 
     def run(rgb: np.ndarray, level: int):
-        key = id(rgb)  # the inputs stay alive (and their ids unique) for the whole curve
-        if key not in choices:
-            estimates.append(estimate_noise_sigma(rgb))
-            choices[key] = strong is not None and estimates[-1] >= NoiseSettings().threshold
-        return runs[choices[key]](rgb, level)
+        return runs[chosen_by_id[id(rgb)]](rgb, level)
 
     return run
 
 
-def noise_summary(estimates: list[float], strong: bool) -> dict:
+def noise_summary(estimates: list[float], chosen: list[bool]) -> dict:
     """The inputs' noise estimates (fraction of the range) and the share of them (b) coded
-    with the strong-noise model (0 without one)."""
-    threshold = NoiseSettings().threshold
+    with the strong-noise model."""
     return {
         "estimate_median": statistics.median(estimates),
         "estimate_min": min(estimates),
         "estimate_max": max(estimates),
-        "threshold": threshold,
-        "strong_model_share": statistics.fmean(e >= threshold for e in estimates)
-        if strong
-        else 0.0,
+        "threshold": NoiseSettings().threshold,
+        "strong_model_share": statistics.fmean(chosen),
     }
 
 
@@ -256,18 +259,18 @@ def run_denoise(
         "sigmas": {},
     }
 
-    def curves_of(inputs: list[np.ndarray]) -> tuple[dict[str, list[dict]], float]:
+    def curves_of(inputs: list[np.ndarray]) -> tuple[dict[str, list[dict]], dict]:
         """Both of our codecs' curves on ``inputs``, and the inputs' ``noise_summary``."""
-        estimates: list[float] = []
+        estimates, chosen = noise_choices(inputs, strong_codec is not None)
         runs = {
             "regular": _ours(codecs["regular"]),
-            "denoise": matched_to_noise(codecs["denoise"], strong_codec, estimates),
+            "denoise": matched_to_noise(codecs["denoise"], strong_codec, inputs, chosen),
         }
         curves = {
             name: curve(clean, inputs, runs[name], range(codec.levels))
             for name, codec in codecs.items()
         }
-        return curves, noise_summary(estimates, strong_codec is not None)
+        return curves, noise_summary(estimates, chosen)
 
     report["clean"], report["clean_noise"] = curves_of(clean)
     for name, points in report["clean"].items():

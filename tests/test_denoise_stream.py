@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 
+from benchmarks.denoise import add_noise
 from receiver.app import Receiver
 from receiver.stats import StreamStats
 from sender import app
@@ -23,16 +23,12 @@ from tests.test_end_to_end import free_port, run_pair
 
 
 def write_frames(folder, sigmas, height=144, width=176):
-    """One PNG per entry of ``sigmas``: a test image with Gaussian noise of that deviation
-    (fraction of the range), named in order."""
+    """One PNG per entry of ``sigmas``: a test image with the benchmark's Gaussian noise of
+    that deviation (fraction of the range), named in order."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(5)
     for i, sigma in enumerate(sigmas):
-        image = natural_like_image(height, width, seed=i) + rng.normal(
-            0, 255 * sigma, (height, width, 3)
-        )
-        bgr = np.clip(np.round(image), 0, 255).astype(np.uint8)[:, :, ::-1]
-        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), bgr)
+        rgb = add_noise(natural_like_image(height, width, seed=i), sigma, [5, i])
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), rgb[:, :, ::-1])
     return folder
 
 

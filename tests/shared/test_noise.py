@@ -4,6 +4,7 @@ hysteresis."""
 import numpy as np
 import pytest
 
+from benchmarks.denoise import add_noise
 from shared.noise import NoiseSettings, NoiseWatch, estimate_noise_sigma
 
 
@@ -15,9 +16,9 @@ def smooth_image(height: int = 240, width: int = 320) -> np.ndarray:
 
 
 def noisy(sigma: float, seed: int = 0) -> np.ndarray:
-    """``smooth_image`` with Gaussian noise of ``sigma * 255`` levels, as a camera's uint8."""
-    image = smooth_image() + np.random.default_rng(seed).normal(0, 255 * sigma, (240, 320, 3))
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    """``smooth_image`` with Gaussian noise of ``sigma * 255`` levels, as a camera's uint8
+    (the denoising benchmark's noise)."""
+    return add_noise(smooth_image(), sigma, seed)
 
 
 @pytest.mark.parametrize("sigma", [0.02, 0.05, 0.1, 0.15])
